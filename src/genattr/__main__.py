@@ -1,0 +1,3 @@
+from genattr.cli.main import main
+
+main()

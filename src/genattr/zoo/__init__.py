@@ -1,0 +1,104 @@
+"""The shipped generator zoo: Fashion-MNIST GANs with a manifest and sha256-verified loading.
+
+Layout (``zoo/`` at the repository root, or ``$GENATTR_ZOO_DIR``)::
+
+    zoo/manifest.json                 one entry per model: arch, config, seed, epochs, data and file sha256,
+                                      measured quality (Fréchet distance in classifier-feature space)
+    zoo/<name>/config.json            Generator.save_pretrained output
+    zoo/<name>/model.safetensors
+    zoo/fmnist-classifier/...         the feature extractor used to measure quality
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from genattr.errors import DataError, IntegrityError, UnknownNameError
+
+MANIFEST = "manifest.json"
+CLASSIFIER = "fmnist-classifier"
+
+
+def zoo_dir() -> Path:
+    """``$GENATTR_ZOO_DIR`` if set, else ``zoo/`` of the source checkout this package is installed from."""
+    env = os.environ.get("GENATTR_ZOO_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "zoo"
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest(root: str | Path | None = None) -> dict[str, Any]:
+    path = Path(root or zoo_dir()) / MANIFEST
+    if not path.is_file():
+        raise DataError(f"zoo manifest {path} not found; set GENATTR_ZOO_DIR or run `genattr zoo rebuild`")
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data.get("models"), dict):
+            raise ValueError("no 'models' mapping")
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: malformed zoo manifest ({exc})") from exc
+    return data
+
+
+def names(root: str | Path | None = None) -> list[str]:
+    """Names of the generators in the zoo (the classifier is not a generator and is not listed)."""
+    return sorted(manifest(root)["models"])
+
+
+def entry(name: str, root: str | Path | None = None) -> dict[str, Any]:
+    m = manifest(root)
+    models = m["models"] | ({CLASSIFIER: m["classifier"]} if "classifier" in m else {})
+    if name not in models:
+        raise UnknownNameError(f"unknown zoo model {name!r}; known: {', '.join(sorted(m['models']))}")
+    return models[name]
+
+
+def verify(name: str, root: str | Path | None = None) -> Path:
+    """Check the weights' sha256 against the manifest; returns the model directory."""
+    e = entry(name, root)
+    d = Path(root or zoo_dir()) / name
+    weights = d / "model.safetensors"
+    if not weights.is_file():
+        raise DataError(f"zoo model {name}: {weights} is missing")
+    got = sha256_file(weights)
+    if got != e["file_sha256"]:
+        raise IntegrityError(f"zoo model {name}: sha256 {got[:16]}… does not match the manifest "
+                             f"({e['file_sha256'][:16]}…); the file is corrupt or was modified")
+    return d
+
+
+@lru_cache(maxsize=32)
+def _load_cached(name: str, root: str) -> Any:
+    from genattr.generators import Generator
+
+    return Generator.from_pretrained(verify(name, root))
+
+
+def load(name: str, root: str | Path | None = None):  # -> Generator (lazy import keeps torch optional here)
+    """Load a zoo generator after verifying its sha256. Returns a fresh copy each call (safe to modify)."""
+    import copy
+
+    return copy.deepcopy(_load_cached(name, str(root or zoo_dir())))
+
+
+def load_classifier(root: str | Path | None = None):  # -> FashionClassifier
+    from genattr.training.classifier import FashionClassifier
+
+    return FashionClassifier.from_pretrained(verify(CLASSIFIER, root))
+
+
+__all__ = ["CLASSIFIER", "entry", "load", "load_classifier", "manifest", "names", "sha256_file", "verify",
+           "zoo_dir"]
