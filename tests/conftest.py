@@ -25,3 +25,42 @@ needs_fmnist = pytest.mark.skipif(not _fmnist_available(),
 @pytest.fixture
 def rng() -> torch.Generator:
     return torch.Generator().manual_seed(0)
+
+
+def build_tiny_zoo(root) -> dict:
+    """A two-model zoo of untrained tiny generators + classifier, with a valid manifest."""
+    import json
+
+    from genattr.generators import create_generator
+    from genattr.training.classifier import FashionClassifier
+    from genattr.zoo import CLASSIFIER, sha256_file
+
+    models = {}
+    for i, (name, arch) in enumerate((("tiny-dcgan", "dcgan"), ("tiny-lsgan", "lsgan"))):
+        torch.manual_seed(i)
+        create_generator(arch, latent_dim=8, ngf=4).save_pretrained(root / name)
+        models[name] = {"arch": arch, "seed": i, "epochs": 0, "config": {"latent_dim": 8, "ngf": 4},
+                        "file_sha256": sha256_file(root / name / "model.safetensors"),
+                        "quality": {"fd": 1.5 + i, "classifier_confidence": 0.5, "n": 10},
+                        "train_seconds": 0.0}
+    torch.manual_seed(0)
+    FashionClassifier(feature_dim=8).save_pretrained(root / CLASSIFIER)
+    man = {"format": 1, "models": models,
+           "classifier": {"file_sha256": sha256_file(root / CLASSIFIER / "model.safetensors"),
+                          "test_accuracy": 0.1},
+           "quality_reference": {"real_train_vs_real_test": 0.5, "n": 10}}
+    (root / "manifest.json").write_text(json.dumps(man))
+    return man
+
+
+@pytest.fixture
+def tiny_zoo(tmp_path, monkeypatch):
+    root = tmp_path / "zoo"
+    root.mkdir()
+    build_tiny_zoo(root)
+    monkeypatch.setenv("GENATTR_ZOO_DIR", str(root))
+    from genattr.zoo import _load_cached
+
+    _load_cached.cache_clear()
+    yield root
+    _load_cached.cache_clear()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -12,7 +12,7 @@ from genattr.generators import Generator, create_generator
 
 class GeneratorContract:
     arch: str = ""
-    config: dict[str, Any] = {}
+    config: ClassVar[dict[str, Any]] = {}
 
     def make(self, seed: int = 0) -> Generator:
         torch.manual_seed(seed)

@@ -35,10 +35,10 @@ def idx_bytes(arr: np.ndarray) -> bytes:
 def write_fake_fmnist(root: Path, n: int = 5, *, gz: bool = True) -> np.ndarray:
     images = np.arange(n * 28 * 28, dtype=np.uint32).reshape(n, 28, 28).astype(np.uint8)
     labels = np.arange(n, dtype=np.uint8) % 10
-    for split, (i, l) in {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    for split, (i, lab) in {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
                           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}.items():
         del split
-        for stem, arr in ((i, images), (l, labels)):
+        for stem, arr in ((i, images), (lab, labels)):
             data = idx_bytes(arr)
             if gz:
                 (root / f"{stem}.gz").write_bytes(gzip.compress(data))
@@ -80,7 +80,7 @@ def test_truncated_gzip(tmp_path: Path) -> None:
     write_fake_fmnist(tmp_path)
     p = tmp_path / "train-images-idx3-ubyte.gz"
     p.write_bytes(p.read_bytes()[:-20])
-    with pytest.raises(DataError, match="truncated|corrupt"):
+    with pytest.raises(DataError, match=r"truncated|corrupt"):
         load_fashion_mnist("train", root=tmp_path)
 
 
@@ -176,10 +176,10 @@ def test_image_folder(tmp_path: Path) -> None:
 
 
 def test_image_folder_errors(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="no .png"):
+    with pytest.raises(DataError, match=r"no \.png"):
         load_image_folder(tmp_path)
     (tmp_path / "fake.png").write_bytes(b"this is not a png")
-    with pytest.raises(ImageDecodeError, match="fake.png"):
+    with pytest.raises(ImageDecodeError, match=r"fake\.png"):
         load_image_folder(tmp_path)
     trunc = tmp_path / "t.png"
     Image.fromarray(np.zeros((64, 64), np.uint8) + 7).save(trunc)

@@ -20,7 +20,7 @@ from rich.table import Table
 from genattr.errors import GenattrError
 
 app = typer.Typer(name="genattr", help="Attribute generated content to the model that made it.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=False, pretty_exceptions_enable=False)
 zoo_app = typer.Typer(help="The shipped generator zoo.", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
 
@@ -53,12 +53,16 @@ def clean_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-@app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context,
+          version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
     if version:
         from genattr import __version__
 
         console.print(f"genattr {__version__}")
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        console.print(ctx.get_help())
         raise typer.Exit()
 
 
@@ -156,7 +160,7 @@ def zoo_rebuild(
 @clean_errors
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("demo-out"),
-    n: Annotated[int, typer.Option(min=1, max=10_000, help="Samples per model.")] = 64,
+    n: Annotated[int, typer.Option("-n", min=1, max=10_000, help="Samples per model.")] = 64,
     seed: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """End-to-end demo on the shipped zoo: sample every model, write grids and a short report."""

@@ -15,6 +15,7 @@ from genattr.data.datasets import (
     ImageSet,
     fashion_mnist_dir,
     fashion_mnist_sha256,
+    fit_to_size,
     load_dataset,
     load_digits,
     load_fashion_mnist,
@@ -22,13 +23,28 @@ from genattr.data.datasets import (
     load_images,
     read_image,
 )
-from genattr.data.datasets import fit_to_size
 from genattr.data.idx import parse_idx, read_idx
 
 __all__ = [
-    "DEFAULT_FMNIST_DIR", "FMNIST_CLASSES", "ZOO_SIZE", "ImageSet", "check_model_tensor", "fashion_mnist_dir",
+    "DEFAULT_FMNIST_DIR",
+    "FMNIST_CLASSES",
+    "ZOO_SIZE",
+    "ImageSet",
+    "check_model_tensor",
+    "fashion_mnist_dir",
+    "fashion_mnist_sha256",
     "fit_to_size",
-    "fashion_mnist_sha256", "load_dataset", "load_digits", "load_fashion_mnist", "load_image_folder",
-    "load_images", "make_grid", "pad_to", "parse_idx", "read_idx", "read_image", "save_png", "to_model",
+    "load_dataset",
+    "load_digits",
+    "load_fashion_mnist",
+    "load_image_folder",
+    "load_images",
+    "make_grid",
+    "pad_to",
+    "parse_idx",
+    "read_idx",
+    "read_image",
+    "save_png",
+    "to_model",
     "to_uint8",
 ]

@@ -46,7 +46,7 @@ def manifest(root: str | Path | None = None) -> dict[str, Any]:
         raise DataError(f"zoo manifest {path} not found; set GENATTR_ZOO_DIR or run `genattr zoo rebuild`")
     try:
         data = json.loads(path.read_text())
-        if not isinstance(data.get("models"), dict):
+        if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
             raise ValueError("no 'models' mapping")
     except (json.JSONDecodeError, ValueError) as exc:
         raise DataError(f"{path}: malformed zoo manifest ({exc})") from exc

@@ -1,0 +1,90 @@
+"""Zoo loading with sha256 verification, on a tiny temporary zoo and on the shipped one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from genattr import zoo
+from genattr.errors import DataError, IntegrityError, UnknownNameError
+from genattr.generators import Generator
+from genattr.zoo.recipes import RECIPES, recipe
+
+SHIPPED = Path(__file__).resolve().parents[1] / "zoo"
+
+
+def test_names_and_load(tiny_zoo: Path) -> None:
+    assert zoo.names() == ["tiny-dcgan", "tiny-lsgan"]
+    g = zoo.load("tiny-dcgan")
+    assert isinstance(g, Generator) and g.latent_dim == 8
+    g.final_layer.weight.data.zero_()  # a copy: does not poison the cache
+    assert zoo.load("tiny-dcgan").final_layer.weight.abs().sum() > 0
+    assert zoo.load_classifier().config["feature_dim"] == 8
+
+
+def test_unknown_name(tiny_zoo: Path) -> None:
+    with pytest.raises(UnknownNameError, match="tiny-dcgan"):
+        zoo.load("fmnist-biggan-s0")
+
+
+def test_tampered_weights_rejected(tiny_zoo: Path) -> None:
+    w = tiny_zoo / "tiny-lsgan" / "model.safetensors"
+    data = bytearray(w.read_bytes())
+    data[-1] ^= 0x01
+    w.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="sha256"):
+        zoo.load("tiny-lsgan")
+
+
+def test_missing_weights_and_manifest(tiny_zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tiny_zoo / "tiny-dcgan" / "model.safetensors").unlink()
+    with pytest.raises(DataError, match="missing"):
+        zoo.load("tiny-dcgan")
+    monkeypatch.setenv("GENATTR_ZOO_DIR", str(tmp_path / "empty"))
+    with pytest.raises(DataError, match="manifest"):
+        zoo.names()
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "manifest.json").write_text("[1, 2]")
+    monkeypatch.setenv("GENATTR_ZOO_DIR", str(tmp_path / "bad"))
+    with pytest.raises(DataError, match="malformed"):
+        zoo.names()
+
+
+def test_recipes_cover_the_issue() -> None:
+    names = {r.name for r in RECIPES}
+    assert {"fmnist-dcgan-s0", "fmnist-wgangp-s0", "fmnist-lsgan-s0", "fmnist-ebgan-s0"} <= names
+    assert {f"fmnist-dcgan-s{i}" for i in range(5)} <= names
+    assert recipe("fmnist-dcgan-s3").seed == 3
+    with pytest.raises(UnknownNameError):
+        recipe("nope")
+
+
+shipped = pytest.mark.skipif(not (SHIPPED / "manifest.json").is_file(), reason="zoo not built in this checkout")
+
+
+@shipped
+def test_shipped_zoo_is_complete_verified_and_small(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GENATTR_ZOO_DIR", raising=False)
+    man = json.loads((SHIPPED / "manifest.json").read_text())
+    assert set(man["models"]) == {r.name for r in RECIPES}
+    total = 0
+    for name, e in man["models"].items():
+        zoo.verify(name)
+        total += (SHIPPED / name / "model.safetensors").stat().st_size
+        for key in ("arch", "config", "seed", "epochs", "data_sha256", "file_sha256", "quality"):
+            assert key in e, (name, key)
+        assert e["quality"]["fd"] >= 0
+    assert total < 40 * 2**20
+    zoo.verify(zoo.CLASSIFIER)
+
+
+@shipped
+def test_shipped_dcgan_seeds_differ(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GENATTR_ZOO_DIR", raising=False)
+    a, b = zoo.load("fmnist-dcgan-s0"), zoo.load("fmnist-dcgan-s1")
+    assert type(a) is type(b) and a.config == b.config
+    z = torch.randn(2, a.latent_dim)
+    assert not torch.allclose(a(z), b(z))
