@@ -12,6 +12,7 @@ from genattr import zoo
 from genattr.errors import DataError, IntegrityError, UnknownNameError
 from genattr.generators import Generator
 from genattr.zoo.recipes import RECIPES, recipe
+from tests.conftest import needs_fmnist
 
 SHIPPED = Path(__file__).resolve().parents[1] / "zoo"
 
@@ -88,3 +89,19 @@ def test_shipped_dcgan_seeds_differ(monkeypatch: pytest.MonkeyPatch) -> None:
     assert type(a) is type(b) and a.config == b.config
     z = torch.randn(2, a.latent_dim)
     assert not torch.allclose(a(z), b(z))
+
+
+@needs_fmnist
+def test_measure_only_rebuild_writes_manifest_report_and_grids(tiny_zoo: Path) -> None:
+    from genattr.zoo.build import rebuild
+
+    man = rebuild(root=tiny_zoo, n_eval=200, retrain=False, progress=False)
+    for name in ("tiny-dcgan", "tiny-lsgan"):
+        q = man["models"][name]["quality"]
+        assert q["n"] == 200 and q["fd"] > man["quality_reference"]["real_train_vs_real_test"]  # untrained
+        assert (tiny_zoo.parent / "docs" / "zoo" / f"{name}.png").is_file()
+    assert json.loads((tiny_zoo / "manifest.json").read_text())["models"]["tiny-dcgan"]["quality"] == \
+        man["models"]["tiny-dcgan"]["quality"]
+    assert "tiny-lsgan" in (tiny_zoo.parent / "docs" / "zoo" / "README.md").read_text()
+    again = rebuild(root=tiny_zoo, n_eval=200, retrain=False, progress=False)  # measured deterministically
+    assert again["models"]["tiny-lsgan"]["quality"] == man["models"]["tiny-lsgan"]["quality"]

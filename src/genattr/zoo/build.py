@@ -19,7 +19,10 @@ import torch
 from genattr.zoo import CLASSIFIER, MANIFEST, sha256_file, zoo_dir
 from genattr.zoo.recipes import RECIPES, Recipe, recipe
 
-DOCS_ZOO = Path("docs/zoo")
+
+def docs_dir(root: Path) -> Path:
+    """Grids and the zoo report live in docs/zoo/ next to the zoo directory (the repository root)."""
+    return root.resolve().parent / "docs" / "zoo"
 
 
 def _log(msg: str) -> None:
@@ -61,7 +64,7 @@ def build_generator(r: Recipe, root: Path, runs: Path, *, progress: bool = True)
 
 
 def measure_quality(root: Path, model_names: Iterable[str], *, n_eval: int = 10_000, seed: int = 1234,
-                    grids: Path | None = DOCS_ZOO) -> dict[str, Any]:
+                    grids: Path | None = None) -> dict[str, Any]:
     """FD per model (classifier feature space) plus the real-train-vs-real-test reference."""
     from genattr.data import load_fashion_mnist, save_png
     from genattr.generators import Generator
@@ -79,8 +82,10 @@ def measure_quality(root: Path, model_names: Iterable[str], *, n_eval: int = 10_
     for name in model_names:
         g = Generator.from_pretrained(root / name)
         x = g.sample(n_eval, torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            confidence = torch.softmax(clf.head(clf.embed(x)), 1).max(1).values.mean().item()
         out[name] = {"fd": float(frechet_distance(clf.embed(x).double().numpy(), f_test)), "n": n_eval,
-                     "classifier_confidence": float(torch.softmax(clf.eval()(x[:2000]), 1).max(1).values.mean())}
+                     "classifier_confidence": confidence}
         if grids is not None:
             save_png(g.sample(64, torch.Generator().manual_seed(0)), grids / f"{name}.png", scale=2)
     return out
@@ -126,14 +131,14 @@ def rebuild(*, only: list[str] | None = None, runs: str | Path = "runs/zoo", roo
         if retrain and r.name in selected:
             _log(f"training {r.name}")
             man["models"][r.name] = build_generator(r, root, runs, progress=progress)
-    present = [r.name for r in RECIPES if r.name in man["models"]]
-    quality = measure_quality(root, present, n_eval=n_eval)
+    present = sorted(man["models"])
+    quality = measure_quality(root, present, n_eval=n_eval, grids=docs_dir(root))
     man["quality_reference"] = quality.pop("reference")
     for name, q in quality.items():
         man["models"][name]["quality"] = q
         man["models"][name]["file_sha256"] = sha256_file(root / name / "model.safetensors")
     man["format"] = 1
     path.write_text(json.dumps(man, indent=2, sort_keys=True) + "\n")
-    write_report(man, DOCS_ZOO / "README.md")
+    write_report(man, docs_dir(root) / "README.md")
     _log(f"zoo rebuilt in {time.perf_counter() - t0:.0f} s → {path}")
     return man
