@@ -119,19 +119,26 @@ class DCGANDiscriminator(nn.Module):
 
 
 class LSGANDiscriminator(nn.Module):
-    """LSGAN discriminator (G.2): blocks of conv3×3/2 + LReLU + dropout(0.25) (+BN except the first),
-    channels C→16→32→64→128→128, then a linear layer to one output (no sigmoid: least squares)."""
+    """LSGAN discriminator (G.2): blocks of conv3×3/2 + LReLU + dropout(0.25) (+BN except the first), then a
+    linear layer 512 → 1 (no sigmoid: least squares).
+
+    The paper's 5 blocks (C→16→32→64→128→128) take 64×64 to 2×2 so the head sees 128·2·2 = 512 features.
+    At 32×32 we use the first 4 blocks (C→16→32→64→128), which again ends at 128×2×2 = 512. A fifth block
+    would end at 1×1, where batch norm over a batch of only-real or only-fake images erases exactly the
+    batch-mean difference the discriminator needs (we saw D collapse to a constant 0.5).
+    """
 
     def __init__(self, *, channels: int = 1, image_size: int = 32) -> None:
         super().__init__()
+        _check_size(image_size)
         layers: list[nn.Module] = []
-        chans = (channels, 16, 32, 64, 128, 128)
-        for i in range(5):
+        chans = (channels, 16, 32, 64, 128)
+        for i in range(4):
             layers += [nn.Conv2d(chans[i], chans[i + 1], 3, 2, 1), nn.LeakyReLU(0.2, True), nn.Dropout2d(0.25)]
             if i > 0:
-                layers.append(nn.BatchNorm2d(chans[i + 1], 0.8))
+                layers.append(nn.BatchNorm2d(chans[i + 1], 0.8))  # eps=0.8 as in the reference implementation
         self.net = nn.Sequential(*layers)
-        self.head = nn.Linear(128 * (image_size // 32) ** 2, 1)
+        self.head = nn.Linear(128 * (image_size // 16) ** 2, 1)
         dcgan_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

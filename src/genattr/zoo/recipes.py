@@ -1,7 +1,7 @@
 """How each zoo entry is trained. ``genattr zoo rebuild`` replays these exactly.
 
 Width ngf = ndf = 32 (the paper's 64 halved) and few epochs keep the whole zoo trainable in about an hour
-on 2 CPU cores; the architectures, losses and optimiser settings are those of FLIPAD G.2.
+on 2 CPU cores; the architectures, losses and optimiser settings are those of FLIPAD G.2 (exceptions noted).
 """
 
 from __future__ import annotations
@@ -17,18 +17,22 @@ class Recipe:
     arch: str
     seed: int
     epochs: int
+    n_critic: int | None = None  # None: the paper's (G.2) default for the architecture
 
     def train_config(self, **overrides) -> TrainConfig:
         kw = {"arch": self.arch, "seed": self.seed, "epochs": self.epochs, "ngf": 32, "ndf": 32,
-              "data": "fashion-mnist"} | overrides
+              "n_critic": self.n_critic, "data": "fashion-mnist"} | overrides
         return TrainConfig(**kw)
 
 
 RECIPES: tuple[Recipe, ...] = (
     Recipe("fmnist-dcgan-s0", "dcgan", 0, 2),
     Recipe("fmnist-wgangp-s0", "wgan_gp", 0, 6),
-    Recipe("fmnist-lsgan-s0", "lsgan", 0, 6),
-    Recipe("fmnist-ebgan-s0", "ebgan", 0, 6),
+    # G.2 updates the LSGAN/EBGAN generators every 5th step; with our epoch budget that left the LSGAN
+    # generator at ~100 updates per epoch, so these two update G every step (the issue asks for 5 critic
+    # steps only for WGAN-GP). Everything else follows G.2.
+    Recipe("fmnist-lsgan-s0", "lsgan", 0, 3, n_critic=1),
+    Recipe("fmnist-ebgan-s0", "ebgan", 0, 3, n_critic=1),
     Recipe("fmnist-dcgan-s1", "dcgan", 1, 2),
     Recipe("fmnist-dcgan-s2", "dcgan", 2, 2),
     Recipe("fmnist-dcgan-s3", "dcgan", 3, 2),
