@@ -170,17 +170,26 @@ def demo(
     console.print(f"[bold green]demo done[/] → {report}")
 
 
-def _register_optional() -> None:
-    """Sub-apps owned by other modules; registered here so `genattr --help` shows one tree."""
-    try:
-        from genattr.cli.ledger_cmds import log_app, witness_app
-    except ImportError:  # pragma: no cover - only while the ledger is being built
-        return
-    app.add_typer(log_app, name="log", help="Tamper-evident generation log (RFC 6962 / C2SP).")
-    app.add_typer(witness_app, name="witness", help="Transparency-log witness (C2SP tlog-witness).")
+# Sub-command trees owned by other modules: (module, Typer app attribute, command name, help).
+_SUBAPPS = (
+    ("genattr.cli.ledger_cmds", "log_app", "log", "Tamper-evident generation log (RFC 6962 / C2SP)."),
+    ("genattr.cli.ledger_cmds", "witness_app", "witness", "Transparency-log witness (C2SP tlog-witness)."),
+    ("genattr.cli.classify_cmds", "classify_app", "classify", "Learned GAN-fingerprint classifier (Yu 2019)."),
+    ("genattr.cli.reproduce_cmds", "reproduce_app", "reproduce", "Reproduce a paper's experiments."),
+)
 
 
-_register_optional()
+def _register_subapps() -> None:
+    import importlib
+    import importlib.util
+
+    for module, attr, name, help_text in _SUBAPPS:
+        if importlib.util.find_spec(module) is None:  # a sub-tree not built yet; real import errors still raise
+            continue
+        app.add_typer(getattr(importlib.import_module(module), attr), name=name, help=help_text)
+
+
+_register_subapps()
 
 
 def main() -> None:

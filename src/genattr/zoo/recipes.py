@@ -27,7 +27,7 @@ class Recipe:
 
 RECIPES: tuple[Recipe, ...] = (
     Recipe("fmnist-dcgan-s0", "dcgan", 0, 2),
-    Recipe("fmnist-wgangp-s0", "wgan_gp", 0, 6),
+    Recipe("fmnist-wgangp-s0", "wgan_gp", 0, 10),
     # G.2 updates the LSGAN/EBGAN generators every 5th step; with our epoch budget that left the LSGAN
     # generator at ~100 updates per epoch, so these two update G every step (the issue asks for 5 critic
     # steps only for WGAN-GP). Everything else follows G.2.
