@@ -120,6 +120,7 @@ def keygen(
     skey, vkey = Path(f"{out}.skey"), Path(f"{out}.vkey")
     if vkey.exists():
         raise FormatError(f"{vkey} already exists; refusing to overwrite a key")
+    skey.parent.mkdir(parents=True, exist_ok=True)
     _write_private(skey, signer.skey)
     vkey.write_text(signer.vkey + "\n", encoding="utf-8")
     typer.echo(signer.vkey)
