@@ -175,6 +175,7 @@ _SUBAPPS = (
     ("genattr.cli.ledger_cmds", "log_app", "log", "Tamper-evident generation log (RFC 6962 / C2SP)."),
     ("genattr.cli.ledger_cmds", "witness_app", "witness", "Transparency-log witness (C2SP tlog-witness)."),
     ("genattr.cli.classify_cmds", "classify_app", "classify", "Learned GAN-fingerprint classifier (Yu 2019)."),
+    ("genattr.cli.flipad_cmds", "flipad_app", "flipad", "Single-model attribution (FLIPAD, ICML 2024)."),
     ("genattr.cli.reproduce_cmds", "reproduce_app", "reproduce", "Reproduce a paper's experiments."),
 )
 
