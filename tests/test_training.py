@@ -105,3 +105,12 @@ def test_classifier_learns_and_roundtrips(tmp_path: Path) -> None:
     torch.testing.assert_close(back.embed(x[:8]), model.embed(x[:8]))
     with pytest.raises(DataError):
         FashionClassifier.from_pretrained(tmp_path / "missing")
+
+
+def test_resume_ignores_options_the_architecture_does_not_use(tmp_path: Path) -> None:
+    first = train_gan(tiny_cfg("dcgan"), tmp_path / "r", images=tiny_images(), progress=False)
+    again = train_gan(tiny_cfg("dcgan", ebgan_margin=5.0, gp_lambda=1.0), tmp_path / "r", images=tiny_images(),
+                      progress=False)
+    assert torch.equal(weights(first.generator), weights(again.generator))
+    with pytest.raises(ConfigError, match="different config"):
+        train_gan(tiny_cfg("dcgan", soft_labels=(1.0, 0.0)), tmp_path / "r", images=tiny_images(), progress=False)

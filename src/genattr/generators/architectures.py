@@ -150,17 +150,21 @@ class EBGANDiscriminator(nn.Module):
     decoder conv-transpose 256→128→64→C with BN+ReLU. Energy = per-sample mean squared reconstruction error.
     """
 
-    def __init__(self, *, channels: int = 1, ndf: int = 64) -> None:
+    def __init__(self, *, channels: int = 1, ndf: int = 64, norm: str = "batch") -> None:
         super().__init__()
+
+        def nrm(c: int) -> nn.Module:
+            return nn.BatchNorm2d(c) if norm == "batch" else nn.Identity()
+
         self.encoder = nn.Sequential(
-            nn.Conv2d(channels, ndf, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(channels, ndf, 4, 2, 1, bias=False), nrm(ndf), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False), nrm(ndf * 2), nn.LeakyReLU(0.2, True),
             nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),
         )
         self.decoder = nn.Sequential(
-            nn.BatchNorm2d(ndf * 4), nn.ReLU(True),
-            nn.ConvTranspose2d(ndf * 4, ndf * 2, 4, 2, 1), nn.BatchNorm2d(ndf * 2), nn.ReLU(True),
-            nn.ConvTranspose2d(ndf * 2, ndf, 4, 2, 1), nn.BatchNorm2d(ndf), nn.ReLU(True),
+            nrm(ndf * 4), nn.ReLU(True),
+            nn.ConvTranspose2d(ndf * 4, ndf * 2, 4, 2, 1), nrm(ndf * 2), nn.ReLU(True),
+            nn.ConvTranspose2d(ndf * 2, ndf, 4, 2, 1), nrm(ndf), nn.ReLU(True),
             nn.ConvTranspose2d(ndf, channels, 4, 2, 1), nn.Tanh(),
         )
         dcgan_init(self)

@@ -6,7 +6,9 @@ Losses (one function each, pure given the networks' outputs):
             5 critic steps per generator step, Adam β = (0, 0.9).
 * lsgan   — least squares: D ½[(D(x) − 1)² + D(G(z))²], G ½(D(G(z)) − 1)² (Mao et al. 2017).
 * ebgan   — D energy = auto-encoder MSE; D: E(x) + [m − E(G(z))]₊, G: E(G(z)) + 0.1·PT (pull-away term on
-            the encoder embedding, Zhao et al. 2016 eq. 6).
+            the encoder embedding, Zhao et al. 2016 eq. 6). Our energy is a per-pixel mean in [-1, 1] units,
+            where real images reach ≈0.1; with m = 1 the hinge let D push fakes out of reach and G stalled
+            on grey noise, m = 0.3 trains.
 
 Determinism: every random draw comes from generators seeded by ``seed`` (data order per epoch from
 ``seed + epoch``); a checkpoint at the end of each epoch stores weights, optimiser and RNG states (all as
@@ -53,7 +55,8 @@ class TrainConfig:
     latent_dim: int = 100
     gp_lambda: float = 10.0
     soft_labels: tuple[float, float] = (0.9, 0.1)
-    ebgan_margin: float = 1.0
+    ebgan_margin: float = 0.3  # m of the hinge [m − E(G(z))]₊ on per-pixel mean-squared energies
+    d_norm: str = "batch"  # EBGAN auto-encoder normalisation: "batch" (G.2) or "none"
     pt_weight: float = 0.1
     data: str = "fashion-mnist"
     limit: int | None = None  # use only the first `limit` training images (tests)
@@ -83,6 +86,18 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# Loss options that only one architecture reads; the others ignore them (also when comparing configs).
+_ARCH_ONLY = {"soft_labels": "dcgan", "gp_lambda": "wgan_gp", "ebgan_margin": "ebgan", "pt_weight": "ebgan",
+              "d_norm": "ebgan"}
+
+
+def _resume_key(config: dict[str, Any]) -> dict[str, Any]:
+    """What must match to resume a run: everything but the epoch count (more epochs extend a run) and
+    options the architecture does not use."""
+    return {k: v for k, v in config.items()
+            if k != "epochs" and _ARCH_ONLY.get(k, config["arch"]) == config["arch"]}
+
+
 def make_discriminator(cfg: TrainConfig, channels: int) -> nn.Module:
     if cfg.arch == "dcgan":
         return DCGANDiscriminator(channels=channels, ndf=cfg.ndf, norm="batch")
@@ -91,7 +106,7 @@ def make_discriminator(cfg: TrainConfig, channels: int) -> nn.Module:
     if cfg.arch == "lsgan":
         return LSGANDiscriminator(channels=channels)
     if cfg.arch == "ebgan":
-        return EBGANDiscriminator(channels=channels, ndf=cfg.ndf)
+        return EBGANDiscriminator(channels=channels, ndf=cfg.ndf, norm=cfg.d_norm)
     raise ConfigError(f"no discriminator for {cfg.arch!r}")
 
 
@@ -228,8 +243,9 @@ def train_gan(cfg: TrainConfig, out_dir: str | Path, *, images: torch.Tensor | N
         with safe_open(str(ckpt), "pt") as fh:
             meta = json.loads(fh.metadata()["train_state"])
         # Everything but the epoch count must match: resuming with more epochs extends a finished run.
-        same = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k != "epochs"}
-        if {k: v for k, v in meta["config"].items() if k != "epochs"} != same:
+        # Options added after a run was saved take their defaults, so old runs stay resumable.
+        defaults = json.loads(json.dumps(asdict(TrainConfig(arch=cfg.arch))))
+        if _resume_key(defaults | meta["config"]) != _resume_key(json.loads(json.dumps(asdict(cfg)))):
             raise ConfigError(f"{out} holds a run with a different config; use another --out or resume=False")
         t = load_file(str(ckpt))
         G.load_state_dict({k[2:]: v for k, v in t.items() if k.startswith("G.")})
