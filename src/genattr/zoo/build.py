@@ -105,7 +105,11 @@ def write_report(man: dict[str, Any], path: Path) -> None:
         q = e["quality"]
         lines.append(f"| {name} | {e['arch']} | {e['seed']} | {e['epochs']} | {e['train_seconds']:.0f} | "
                      f"{q['fd']:.2f} | {q['classifier_confidence']:.3f} | ![]({name}.png) |")
-    lines += ["", "Regenerate: `genattr zoo rebuild` (trains what is missing, re-measures everything).", ""]
+    lines += ["", "Train times are wall-clock seconds of single-threaded runs sharing 2 CPU cores with other jobs.",
+              "LSGAN and EBGAN update the generator every step (G.2: every 5th), EBGAN uses margin m = 0.3; see "
+              "`genattr.zoo.recipes` and `genattr.training.gan` for why.", "",
+              "Regenerate: `genattr zoo rebuild` (trains or resumes every recipe and measures what changed); "
+              "`genattr zoo rebuild --measure-only` re-measures every model from the shipped weights.", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
 
@@ -131,8 +135,10 @@ def rebuild(*, only: list[str] | None = None, runs: str | Path = "runs/zoo", roo
         if retrain and r.name in selected:
             _log(f"training {r.name}")
             man["models"][r.name] = build_generator(r, root, runs, progress=progress)
-    present = sorted(man["models"])
-    quality = measure_quality(root, present, n_eval=n_eval, grids=docs_dir(root))
+    # Measure what was just trained, what has never been measured, and everything on --measure-only.
+    stale = [n for n, e in sorted(man["models"].items())
+             if not retrain or n in selected or e.get("quality", {}).get("n") != n_eval]
+    quality = measure_quality(root, stale, n_eval=n_eval, grids=docs_dir(root))
     man["quality_reference"] = quality.pop("reference")
     for name, q in quality.items():
         man["models"][name]["quality"] = q
