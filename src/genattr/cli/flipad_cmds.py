@@ -10,33 +10,19 @@ open-set threshold at ``--target-fnr`` on fresh samples of the model (G.1) and s
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from genattr.cli.common import clean_errors, console
+
 flipad_app = typer.Typer(help="Single-model attribution: was this made by my model? (FLIPAD, ICML 2024)",
                          no_args_is_help=True)
 
 
-def clean_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``genattr.cli.main.clean_errors``, resolved at call time (main imports this module: no import cycle)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from genattr.cli.main import clean_errors as clean
-
-        return clean(fn)(*args, **kwargs)
-
-    return wrapper
-
-
 def _console() -> Any:
-    from genattr.cli.main import console
-
     return console
 
 

@@ -6,7 +6,6 @@ Every library error becomes one line on stderr and exit code 1 (``GENATTR_DEBUG=
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import secrets
@@ -18,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from genattr.errors import GenattrError
+from genattr.cli.common import clean_errors
 
 __all__ = ["log_app", "witness_app"]
 
@@ -28,33 +27,6 @@ witness_app = typer.Typer(help="Run a C2SP tlog-witness that cosigns the log's c
                           no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _clean_errors(fn: F) -> F:
-    """User-facing errors become one line and a non-zero exit instead of a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except GenattrError as exc:
-            if os.environ.get("GENATTR_DEBUG"):
-                raise
-            raise _fail(str(exc) or type(exc).__name__) from None
-        except OSError as exc:
-            if os.environ.get("GENATTR_DEBUG"):
-                raise
-            where = f": {exc.filename}" if exc.filename else ""
-            raise _fail(f"{exc.strerror or exc}{where}") from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
@@ -102,7 +74,7 @@ def _write_private(path: Path, text: str) -> None:
 
 
 @log_app.command("keygen")
-@_clean_errors
+@clean_errors
 def keygen(
     name: Annotated[str, typer.Argument(help="Key name: the log origin (e.g. example.com/genlog), a witness or "
                                              "owner name.")],
@@ -127,7 +99,7 @@ def keygen(
 
 
 @log_app.command("init")
-@_clean_errors
+@clean_errors
 def init(
     db: Annotated[Path, typer.Argument(help="The log database to create (SQLite).")],
     origin: Annotated[str, typer.Option(help="Log origin, e.g. example.com/genlog (= the log key's name).")],
@@ -144,7 +116,7 @@ def init(
 
 
 @log_app.command("append")
-@_clean_errors
+@clean_errors
 def append(
     db: Annotated[Path, typer.Argument(help="The log database.")],
     images: Annotated[list[Path], typer.Argument(help="Generated image files to log.")],
@@ -196,7 +168,7 @@ def append(
 
 
 @log_app.command("checkpoint")
-@_clean_errors
+@clean_errors
 def checkpoint(
     db: Annotated[Path, typer.Argument(help="The log database.")],
     key: Annotated[Path, typer.Option("--key", help="The log's .skey file.")],
@@ -221,7 +193,7 @@ def checkpoint(
 
 
 @log_app.command("prove")
-@_clean_errors
+@clean_errors
 def prove(
     db: Annotated[Path, typer.Argument(help="The log database.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the .tlog-proof bundle.")],
@@ -257,7 +229,7 @@ def prove(
 
 
 @log_app.command("verify")
-@_clean_errors
+@clean_errors
 def verify(
     bundle: Annotated[Path, typer.Argument(help="A .tlog-proof file.")],
     policy: Annotated[Path | None, typer.Option(help="tlog-policy file: trusted log(s), witnesses, quorum.")] = None,
@@ -279,7 +251,7 @@ def verify(
 
 
 @log_app.command("audit")
-@_clean_errors
+@clean_errors
 def audit(
     image: Annotated[Path, typer.Argument(help="The disputed image file.")],
     db: Annotated[Path | None, typer.Option(help="Audit against this log database.")] = None,
@@ -310,7 +282,7 @@ def audit(
 
 
 @log_app.command("fsck")
-@_clean_errors
+@clean_errors
 def fsck(
     db: Annotated[Path, typer.Argument(help="The log database.")],
     log_key: Annotated[str | None, typer.Option("--log-key", help="Pin the trusted log vkey.")] = None,
@@ -334,7 +306,7 @@ def _witness_group() -> None:
 
 
 @witness_app.command("serve")
-@_clean_errors
+@clean_errors
 def serve(
     db: Annotated[Path, typer.Option(help="Witness state database (SQLite; created if missing).")],
     key: Annotated[Path, typer.Option(help="The witness .skey (cosignature/v1, `log keygen --kind witness`).")],

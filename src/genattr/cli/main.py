@@ -6,17 +6,14 @@ errors exit 2 (Typer's convention). Tracebacks are shown only with ``GENATTR_DEB
 
 from __future__ import annotations
 
-import functools
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from genattr.cli.common import clean_errors, console, err_console, fail
 from genattr.errors import GenattrError
 
 app = typer.Typer(name="genattr", help="Attribute generated content to the model that made it.",
@@ -24,33 +21,8 @@ app = typer.Typer(name="genattr", help="Attribute generated content to the model
 zoo_app = typer.Typer(help="The shipped generator zoo.", no_args_is_help=True)
 app.add_typer(zoo_app, name="zoo")
 
-console = Console()
-err_console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def clean_errors(fn: F) -> F:
-    """Decorator: user-facing errors become one line + non-zero exit instead of a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except (GenattrError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-            if os.environ.get("GENATTR_DEBUG"):
-                raise
-            raise fail(str(exc) or type(exc).__name__) from None
-        except KeyboardInterrupt:
-            raise fail("interrupted", 130) from None
-
-    return wrapper  # type: ignore[return-value]
+# Re-exported: sub-command modules import these from genattr.cli.common.
+__all__ = ["app", "clean_errors", "console", "err_console", "fail", "main"]
 
 
 @app.callback(invoke_without_command=True)
