@@ -63,3 +63,14 @@ def test_errors_are_one_line(tiny_zoo: Path, tmp_path: Path) -> None:
     assert r.exit_code == 1 and "unknown zoo model" in r.output
     r = runner.invoke(app, ["flipad", "score", str(tmp_path / "none"), str(tmp_path / "x.png")])
     assert r.exit_code == 1 and "not a saved attributor" in r.output
+
+
+def test_reproduce_flipad_is_wired_into_the_main_cli() -> None:
+    from typer.testing import CliRunner
+
+    from genattr.cli.main import app
+
+    r = CliRunner().invoke(app, ["reproduce", "flipad", "--help"])
+    assert r.exit_code == 0 and "--only" in r.stdout
+    r = CliRunner().invoke(app, ["reproduce", "flipad", "--set", "nonsense"])
+    assert r.exit_code == 1 and "KEY=VALUE" in r.stderr
