@@ -15,7 +15,7 @@ from genattr.ledger import merkle
 from genattr.ledger.checkpoint import SignedCheckpoint, parse_decimal
 from genattr.ledger.entry import Entry, pixel_hash
 from genattr.ledger.errors import FormatError, ProofError, SignatureError
-from genattr.ledger.note import Verifier, b64decode, b64encode, parse_note
+from genattr.ledger.note import Verifier, b64decode, b64encode, bounded_text, parse_note
 from genattr.ledger.policy import Policy
 
 __all__ = ["HEADER", "BundleVerification", "TlogProof", "verify_bundle"]
@@ -41,17 +41,7 @@ class TlogProof:
 
     @classmethod
     def parse(cls, text: str | bytes) -> TlogProof:
-        if isinstance(text, bytes | bytearray):
-            if len(text) > MAX_BUNDLE_BYTES:
-                raise FormatError("proof bundle is too large")
-            try:
-                text = bytes(text).decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise FormatError("proof bundle is not UTF-8") from e
-        if not isinstance(text, str):
-            raise FormatError("proof bundle must be text")
-        if len(text) > MAX_BUNDLE_BYTES:
-            raise FormatError("proof bundle is too large")
+        text = bounded_text(text, MAX_BUNDLE_BYTES, "proof bundle")
         head, sep, checkpoint = text.partition("\n\n")
         if not sep:
             raise FormatError("proof bundle has no empty line before the checkpoint")

@@ -242,18 +242,23 @@ def verifier_from_vkey(vkey: str, *, alg: int | None = None) -> Verifier:
     _check_key_name(name)
     if not _HEX8.fullmatch(hexid):
         raise FormatError(f"vkey {name}: key id must be 8 lowercase hex digits")
-    raw = b64decode(blob, f"vkey {name}")
+    return _key_from_text("vkey", name, hexid, blob, _VERIFIERS, alg)
+
+
+def _key_from_text(kind: str, name: str, hexid: str, blob: str, table: dict, alg: int | None):
+    """Shared tail of vkey/skey parsing (signed-note §keys): base64(type‖32 bytes), known type, id match."""
+    raw = b64decode(blob, f"{kind} {name}")
     if len(raw) != 33:
-        raise FormatError(f"vkey {name}: expected a type byte and a 32-byte Ed25519 key, got {len(raw)} bytes")
-    cls = _VERIFIERS.get(raw[0])
+        raise FormatError(f"{kind} {name}: expected a type byte and 32 key bytes, got {len(raw)} bytes")
+    cls = table.get(raw[0])
     if cls is None:
-        raise FormatError(f"vkey {name}: unsupported signature type 0x{raw[0]:02x}")
+        raise FormatError(f"{kind} {name}: unsupported signature type 0x{raw[0]:02x}")
     if alg is not None and raw[0] != alg:
-        raise FormatError(f"vkey {name}: signature type 0x{raw[0]:02x}, expected 0x{alg:02x}")
-    v = cls(name, raw[1:])
-    if v.key_id != int(hexid, 16):
-        raise FormatError(f"vkey {name}: key id {hexid} does not match the key (expected {v.key_id:08x})")
-    return v
+        raise FormatError(f"{kind} {name}: signature type 0x{raw[0]:02x}, expected 0x{alg:02x}")
+    key = cls(name, raw[1:])
+    if key.key_id != int(hexid, 16):
+        raise FormatError(f"{kind} {name}: key id {hexid} does not match the key (expected {key.key_id:08x})")
+    return key
 
 
 def signer_from_skey(skey: str, *, alg: int | None = None) -> Signer:
@@ -267,18 +272,7 @@ def signer_from_skey(skey: str, *, alg: int | None = None) -> Signer:
     _check_key_name(name)
     if not _HEX8.fullmatch(hexid):
         raise FormatError(f"skey {name}: key id must be 8 lowercase hex digits")
-    raw = b64decode(blob, f"skey {name}")
-    if len(raw) != 33:
-        raise FormatError(f"skey {name}: expected a type byte and a 32-byte Ed25519 seed")
-    cls = _SIGNERS.get(raw[0])
-    if cls is None:
-        raise FormatError(f"skey {name}: unsupported signature type 0x{raw[0]:02x}")
-    if alg is not None and raw[0] != alg:
-        raise FormatError(f"skey {name}: signature type 0x{raw[0]:02x}, expected 0x{alg:02x}")
-    s = cls(name, raw[1:])
-    if s.key_id != int(hexid, 16):
-        raise FormatError(f"skey {name}: key id {hexid} does not match the key")
-    return s
+    return _key_from_text("skey", name, hexid, blob, _SIGNERS, alg)
 
 
 def generate_signer(name: str, alg: int = ALG_ED25519) -> Signer:
@@ -347,19 +341,25 @@ def parse_signature_line(line: str) -> NoteSignature:
     return NoteSignature(name, int.from_bytes(raw[:4], "big"), raw[4:])
 
 
-def parse_note(data: str | bytes) -> Note:
-    """Split a signed note into text and signatures (syntax only: nothing is verified here)."""
+def bounded_text(data: str | bytes, limit: int, what: str) -> str:
+    """Untrusted input → str: size-capped before and after decoding, strict UTF-8, clear errors."""
     if isinstance(data, bytes | bytearray):
-        if len(data) > MAX_NOTE_BYTES:
-            raise FormatError("note is too large")
+        if len(data) > limit:
+            raise FormatError(f"{what} is too large")
         try:
             data = bytes(data).decode("utf-8")
         except UnicodeDecodeError as e:
-            raise FormatError("note is not valid UTF-8") from e
+            raise FormatError(f"{what} is not valid UTF-8") from e
     if not isinstance(data, str):
-        raise FormatError("note must be text")
-    if len(data) > MAX_NOTE_BYTES:
-        raise FormatError("note is too large")
+        raise FormatError(f"{what} must be text")
+    if len(data) > limit:
+        raise FormatError(f"{what} is too large")
+    return data
+
+
+def parse_note(data: str | bytes) -> Note:
+    """Split a signed note into text and signatures (syntax only: nothing is verified here)."""
+    data = bounded_text(data, MAX_NOTE_BYTES, "note")
     try:
         data.encode("utf-8")
     except UnicodeEncodeError as e:  # lone surrogates

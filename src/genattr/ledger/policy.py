@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from genattr.ledger.checkpoint import SignedCheckpoint, open_checkpoint
 from genattr.ledger.errors import FormatError, QuorumError
-from genattr.ledger.note import ALG_COSIGNATURE_V1, ALG_ED25519, Note, Verifier, verifier_from_vkey
+from genattr.ledger.note import ALG_COSIGNATURE_V1, ALG_ED25519, Note, Verifier, bounded_text, verifier_from_vkey
 
 __all__ = ["Policy", "PolicyWitness"]
 
@@ -88,15 +88,7 @@ class Policy:
     @classmethod
     def parse(cls, text: str | bytes) -> Policy:
         """Parse a tlog-policy file (§"Policy file syntax and structure")."""
-        if isinstance(text, bytes | bytearray):
-            if len(text) > MAX_POLICY_BYTES:
-                raise FormatError("policy file is too large")
-            try:
-                text = bytes(text).decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise FormatError("policy file is not UTF-8") from e
-        if len(text) > MAX_POLICY_BYTES:
-            raise FormatError("policy file is too large")
+        text = bounded_text(text, MAX_POLICY_BYTES, "policy file")
         for ch in text:
             if ch not in "\t\n" and (ord(ch) < 0x20 or ord(ch) == 0x7F):
                 raise FormatError(f"policy contains control character U+{ord(ch):04X}")

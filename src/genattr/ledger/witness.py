@@ -37,6 +37,7 @@ from genattr.ledger.note import (
     Verifier,
     b64decode,
     b64encode,
+    bounded_text,
     open_note,
     parse_note,
     parse_signature_line,
@@ -77,15 +78,7 @@ def format_add_checkpoint(old_size: int, proof: Sequence[bytes], checkpoint_note
 
 def parse_add_checkpoint(body: bytes | str) -> tuple[int, list[bytes], str]:
     """Parse an add-checkpoint request body: ``old N``, proof lines, an empty line, the checkpoint note."""
-    if isinstance(body, bytes | bytearray):
-        if len(body) > MAX_REQUEST_BYTES:
-            raise FormatError("request body is too large")
-        try:
-            body = bytes(body).decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise FormatError("request body is not UTF-8") from e
-    if len(body) > MAX_REQUEST_BYTES:
-        raise FormatError("request body is too large")
+    body = bounded_text(body, MAX_REQUEST_BYTES, "request body")
     head, sep, note = body.partition("\n\n")
     if not sep:
         raise FormatError("request has no empty line before the checkpoint")
