@@ -74,3 +74,27 @@ def test_reproduce_flipad_is_wired_into_the_main_cli() -> None:
     assert r.exit_code == 0 and "--only" in r.stdout
     r = CliRunner().invoke(app, ["reproduce", "flipad", "--set", "nonsense"])
     assert r.exit_code == 1 and "KEY=VALUE" in r.stderr
+
+
+def test_demo_flipad_step_on_a_shipped_detector(tiny_zoo: Path, tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from genattr import zoo
+    from genattr.attribution import Attributor
+    from genattr.demo import flipad_step
+    from genattr.evaluation.shipping import ship_attributor
+
+    out = tmp_path / "att"
+    r = runner.invoke(app, ["flipad", "fit", "--model", "tiny-dcgan", "--negatives", "tiny-lsgan", "--out", str(out),
+                            *SMALL])
+    assert r.exit_code == 0, r.output
+    models = tmp_path / "models"
+    ship_attributor(Attributor.load(out), models, "tiny-dcgan", {"target_fnr": 0.005})
+    console = Console(record=True, width=120)
+    res = flipad_step(n=4, seed=0, console=console, models_dir=models, model="tiny-dcgan")
+    assert res is not None and res["model"] == "tiny-dcgan" and res["target_fnr"] == 0.005
+    assert res["rows"][0]["source"] == "tiny-dcgan"
+    assert {row["source"] for row in res["rows"]} >= set(zoo.names())
+    assert all(row["n"] == 4 and 0 <= row["accepted"] <= 4 for row in res["rows"])
+    assert flipad_step(n=4, seed=0, console=console, models_dir=tmp_path / "missing") is None
+    assert "FLIPAD step skipped" in console.export_text()

@@ -39,7 +39,8 @@ def _config() -> FlipadConfig:
 def test_reproduce_at_toy_scale(tmp_path: Path) -> None:
     logs: list[str] = []
     readme = reproduce_flipad(tmp_path, config=_config(), loader=_loader, real_train=negatives(64, 0),
-                              real_test=negatives(32, 1), log=logs.append, command="genattr reproduce flipad --test")
+                              real_test=negatives(32, 1), log=logs.append, command="genattr reproduce flipad --test",
+                              models_dir=tmp_path / "models")
     text = readme.read_text()
     for title in ("Table 1", "Table 9", "Table 8", "Table 6", "Table 2", "Table 3"):
         assert title in text
@@ -85,3 +86,24 @@ def test_config_override_and_errors(tmp_path: Path) -> None:
         cfg.override({"runs": "x"})
     with pytest.raises(ConfigError):
         reproduce_flipad(tmp_path, config=cfg, only=["table7"])
+
+
+def test_reproduce_ships_the_first_run_flipad(tmp_path: Path) -> None:
+    from genattr.errors import IntegrityError
+    from genattr.evaluation.shipping import load_shipped
+
+    models = tmp_path / "models"
+    reproduce_flipad(tmp_path, config=_config(), only=["table1"], loader=_loader, real_train=negatives(64, 0),
+                     real_test=negatives(32, 1), log=lambda m: None, command="cmd", models_dir=models)
+    man = json.loads((models / "manifest.json").read_text())
+    assert list(man["models"]) == ["fmnist-dcgan-s0"]  # only config.ship_models
+    entry = man["models"]["fmnist-dcgan-s0"]
+    assert entry["attributor"] == "flipad" and entry["command"] == "cmd"
+    assert set(entry["test_accuracy"]["vs"]) == {"real", "fmnist-lsgan-s0"}
+    att = load_shipped("fmnist-dcgan-s0", models)
+    assert att.candidates_ == ["fmnist-dcgan-s0"] and att.thresholds_.tolist() == entry["thresholds"]
+    x = tiny_generator(0, "dcgan").sample(4, torch.Generator().manual_seed(9)).clamp(-1, 1)
+    assert att.decision_function(x).shape == (4, 1)
+    (models / "fmnist-dcgan-s0" / "state.safetensors").write_bytes(b"tampered")
+    with pytest.raises(IntegrityError):
+        load_shipped("fmnist-dcgan-s0", models)

@@ -1,6 +1,7 @@
 """`genattr demo`: the end-to-end tour on the shipped zoo: verify and sample every model, write grids, a
 class-histogram figure and a short markdown report; then attribute fresh zoo samples with the shipped
-Yu et al. 2019 attribution network (skipped, with a line saying so, when it is not shipped)."""
+Yu et al. 2019 attribution network and ask the shipped FLIPAD detector (Laszkiewicz et al. 2024) "was this
+made by fmnist-dcgan-s0?" (each step skipped, with a line saying so, when its model is not shipped)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,20 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.table import Table
+
+_MODELS = Path(__file__).resolve().parents[2] / "models"  # models/ of the source checkout, next to zoo/
+
+
+def _demo_images(name: str, n: int, seed: int) -> torch.Tensor:
+    """n real test images, or n fresh 8-bit-quantised samples of a zoo model (as PNGs would be)."""
+    from genattr import zoo
+    from genattr.data import load_fashion_mnist, to_model, to_uint8
+    from genattr.evaluation.sources import derive_seed
+
+    if name == "real":
+        return load_fashion_mnist("test").to_model(32)[:n]
+    g = torch.Generator().manual_seed(derive_seed(seed, "demo", name))
+    return to_model(to_uint8(zoo.load(name).sample(n, g)))
 
 
 def run_demo(out: str | Path, *, n: int = 64, seed: int = 0, console: Console | None = None) -> Path:
@@ -59,6 +74,7 @@ def run_demo(out: str | Path, *, n: int = 64, seed: int = 0, console: Console | 
     plt.close(fig)
 
     attribution = attribution_step(n=min(n, 16), seed=seed, console=console)
+    single = flipad_step(n=min(n, 16), seed=seed, console=console)
 
     seconds = time.perf_counter() - t0
     ref = man.get("quality_reference", {}).get("real_train_vs_real_test")
@@ -77,10 +93,18 @@ def run_demo(out: str | Path, *, n: int = 64, seed: int = 0, console: Console | 
         lines += [f"| {r['source']} | {r['correct']}/{r['n']} | {r['unknown']} | {r['top']} |"
                   for r in attribution["rows"]]
         lines.append("")
+    if single is not None:
+        lines += ["## Was it made by my model? FLIPAD (Laszkiewicz et al. 2024)", "",
+                  f"Shipped detector for `{single['model']}` on {single['n']} fresh images per source "
+                  f"(threshold from its manifest: {single['threshold']:.4g}, set at "
+                  f"{100 * single['target_fnr']:g} % FNR).", "",
+                  f"| source | accepted as {single['model']} |", "| --- | --- |"]
+        lines += [f"| {r['source']} | {r['accepted']}/{r['n']} |" for r in single["rows"]]
+        lines.append("")
     report = out / "report.md"
     report.write_text("\n".join(lines))
     (out / "report.json").write_text(json.dumps({"seconds": seconds, "n": n, "seed": seed, "models": rows,
-                                                 "attribution": attribution}, indent=2))
+                                                 "attribution": attribution, "flipad": single}, indent=2))
     return report
 
 
@@ -90,14 +114,10 @@ def attribution_step(*, n: int, seed: int, console: Console, models_dir: str | P
     PNGs would be) plus real test images; None (and one line) when the net is not shipped."""
     from collections import Counter
 
-    from genattr import zoo
-    from genattr.data import load_fashion_mnist, to_model, to_uint8
     from genattr.errors import GenattrError
-    from genattr.evaluation.sources import derive_seed
-    from genattr.evaluation.yu2019 import REAL, load_shipped
+    from genattr.evaluation.yu2019 import load_shipped
 
-    if models_dir is None:  # models/ of the source checkout, next to zoo/
-        models_dir = Path(__file__).resolve().parents[2] / "models" / "yu2019"
+    models_dir = _MODELS / "yu2019" if models_dir is None else models_dir
     try:
         att = load_shipped(model, Path(models_dir))
     except GenattrError as exc:
@@ -109,11 +129,7 @@ def attribution_step(*, n: int, seed: int, console: Console, models_dir: str | P
     rows = []
     for name in att.candidates_:
         try:
-            if name == REAL:
-                x = load_fashion_mnist("test").to_model(32)[:n]
-            else:
-                g = torch.Generator().manual_seed(derive_seed(seed, "demo", name))
-                x = to_model(to_uint8(zoo.load(name).sample(n, g)))
+            x = _demo_images(name, n, seed)
         except GenattrError as exc:
             console.print(f"[yellow]attribution step: skipping {name}:[/] {exc}")
             continue
@@ -124,3 +140,36 @@ def attribution_step(*, n: int, seed: int, console: Console, models_dir: str | P
         table.add_row(name, f"{rows[-1]['correct']}/{len(labels)}", str(rows[-1]["unknown"]), top)
     console.print(table)
     return {"model": model, "n": n, "rows": rows}
+
+
+def flipad_step(*, n: int, seed: int, console: Console, models_dir: str | Path | None = None,
+                model: str = "fmnist-dcgan-s0") -> dict | None:
+    """Ask the shipped FLIPAD detector of ``model`` about fresh images of every zoo model and real images;
+    None (and one line) when it is not shipped."""
+    from genattr import zoo
+    from genattr.errors import GenattrError
+    from genattr.evaluation.shipping import load_shipped
+
+    models_dir = _MODELS / "flipad" if models_dir is None else Path(models_dir)
+    try:
+        att = load_shipped(model, models_dir, rebuild="genattr reproduce flipad --only table1")
+    except GenattrError as exc:
+        console.print(f"[yellow]FLIPAD step skipped:[/] no shipped detector ({exc})")
+        return None
+    entry = json.loads((Path(models_dir) / "manifest.json").read_text())["models"][model]
+    name = att.candidates_[0]
+    table = Table(title=f"FLIPAD: made by {name}? ({n} images per source)")
+    for col in ("source", f"accepted as {name}"):
+        table.add_column(col)
+    rows = []
+    for src in [name, "real", *[m for m in zoo.names() if m != name]]:
+        try:
+            labels = att.predict(_demo_images(src, n, seed))
+        except GenattrError as exc:
+            console.print(f"[yellow]FLIPAD step: skipping {src}:[/] {exc}")
+            continue
+        rows.append({"source": src, "n": len(labels), "accepted": sum(lab == name for lab in labels)})
+        table.add_row(src, f"{rows[-1]['accepted']}/{len(labels)}")
+    console.print(table)
+    return {"model": name, "n": n, "threshold": float(att.thresholds_[0]),
+            "target_fnr": float(entry.get("target_fnr", float("nan"))), "rows": rows}

@@ -73,6 +73,10 @@ def yu2019(
 @clean_errors
 def flipad(
     out: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("docs/results/flipad"),
+    models: Annotated[Path, typer.Option("--models", help="Where Table 1's FLIPAD detectors are shipped.")
+                      ] = Path("models/flipad"),
+    ship: Annotated[bool, typer.Option(help="Save the first run's calibrated FLIPAD of each `ship_models` "
+                                            "generator to --models.")] = True,
     only: Annotated[list[str] | None, typer.Option(help="Run only these experiments (repeatable), "
                                                         "e.g. table1, table2, table3.")] = None,
     quick: Annotated[bool, typer.Option(help="Tiny sizes (a smoke test; numbers are meaningless).")] = False,
@@ -84,10 +88,11 @@ def flipad(
 
     cfg = (quick_config() if quick else FlipadConfig()).override(_parse_set(set_))
     parts = ["genattr", "reproduce", "flipad", *(["--out", str(out)] if out != Path("docs/results/flipad") else []),
+             *(["--models", str(models)] if models != Path("models/flipad") else []), *([] if ship else ["--no-ship"]),
              *[a for e in only or [] for a in ("--only", e)], *(["--quick"] if quick else []),
              *[a for kv in set_ or [] for a in ("--set", kv)]]
     report = reproduce_flipad(out, config=cfg, only=only, command=shlex.join(parts),
-                              log=lambda m: console.print(m, highlight=False))
+                              log=lambda m: console.print(m, highlight=False), models_dir=models if ship else None)
     console.print(f"[bold green]flipad done[/] → {report}")
 
 

@@ -92,6 +92,7 @@ class FlipadConfig:
     sm_inv_n_test: int = 200  # SM-Inv costs restarts × steps generator passes per image
     target_fnr: float = 0.005
     n_figure: int = 200  # samples per source for the Fig. 4 averages
+    ship_models: tuple[str, ...] = ("fmnist-dcgan-s0",)  # Table 1 run-0 FLIPAD fits saved to models_dir
     threads: int = 2
     seed: int = 0
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -221,6 +222,21 @@ def run_one(method: str, g: Any, g_name: str, test_sources: Mapping[str, torch.T
 # -- experiments ------------------------------------------------------------------------------------------------
 
 
+def ship(res: FitResult, g_name: str, config: FlipadConfig, models_dir: Path, command: str,
+         experiment: str) -> Path:
+    """Ship the first run's calibrated FLIPAD for G (used by `genattr demo` and `genattr flipad score`)."""
+    from genattr.evaluation.shipping import ship_attributor
+
+    acc = {r["other"]: r["value"] for r in res.rows if r["metric"] == "accuracy"}
+    return ship_attributor(res.attributor, models_dir, g_name, {
+        "target_fnr": config.target_fnr, "seed": config.seed, "command": command,
+        "data": {"positives": f"{config.n_train} 8-bit quantised samples of {g_name} (genattr zoo, sha256-verified)",
+                 "negatives": f"{config.n_train} Fashion-MNIST train images (32×32)",
+                 "validation": f"{config.n_val} fresh samples of {g_name} (threshold at fnr {config.target_fnr})"},
+        "test_accuracy": {"experiment": experiment, "run": 0, "n_test": config.n_test, "vs": acc},
+        "timings": res.timings})
+
+
 def _load(name: str) -> Any:
     from genattr import zoo
 
@@ -239,7 +255,8 @@ def _single_model_experiment(experiment: str, models: Sequence[str], others_of: 
                              methods: Sequence[str], config: FlipadConfig, out: Path,
                              log: Callable[[str], None], *, loader: Callable[[str], Any] = _load,
                              real_train: torch.Tensor | None = None, real_test: torch.Tensor | None = None,
-                             figures: bool = False) -> list[dict[str, Any]]:
+                             figures: bool = False, models_dir: Path | None = None,
+                             command: str = COMMAND) -> list[dict[str, Any]]:
     real_train = real_images("train") if real_train is None else real_train
     real_test = real_images("test") if real_test is None else real_test
     gens = {n: loader(n) for n in {*models, *(o for m in models for o in others_of(m) if o != REAL)}}
@@ -265,6 +282,8 @@ def _single_model_experiment(experiment: str, models: Sequence[str], others_of: 
                 timing_rows.append({"run": run, "model": g_name, "method": method, **res.timings})
                 if figures and run == 0 and method == "flipad":
                     fig4(res.attributor, g_name, {g_name: g_test, **sources}, out / "figures", config.n_figure)
+                if models_dir is not None and run == 0 and method == "flipad" and g_name in config.ship_models:
+                    ship(res, g_name, config, models_dir, command, experiment)
     _write_rows(out / experiment, rows)
     (out / experiment / "timings.json").write_text(json.dumps(timing_rows, indent=2) + "\n")
     return rows
@@ -503,8 +522,11 @@ def write_report(out: Path, config: FlipadConfig, command: str = COMMAND) -> Pat
 def reproduce_flipad(out: str | Path = "docs/results/flipad", *, config: FlipadConfig | None = None,
                      only: Sequence[str] | None = None, command: str = COMMAND,
                      log: Callable[[str], None] = print, loader: Callable[[str], Any] = _load,
-                     real_train: torch.Tensor | None = None, real_test: torch.Tensor | None = None) -> Path:
+                     real_train: torch.Tensor | None = None, real_test: torch.Tensor | None = None,
+                     models_dir: str | Path | None = None) -> Path:
     """Run the experiments (all, or ``only``) and rebuild the report; returns the README path.
+
+    ``models_dir``: where Table 1's first-run FLIPAD fits of ``config.ship_models`` are shipped (None: not saved).
 
     ``loader`` (zoo name → generator) and ``real_train`` / ``real_test`` exist for tests and custom zoos.
     """
@@ -526,7 +548,9 @@ def reproduce_flipad(out: str | Path = "docs/results/flipad", *, config: FlipadC
         if "table1" in todo:
             models = list(config.models)
             _single_model_experiment("table1", models, lambda g: [REAL, *[m for m in models if m != g]],
-                                     config.methods, config, out, log, figures="flipad" in config.methods, **data)
+                                     config.methods, config, out, log, figures="flipad" in config.methods,
+                                     models_dir=None if models_dir is None else Path(models_dir), command=command,
+                                     **data)
         if "table2" in todo:
             _single_model_experiment("table2", [config.seed_model], lambda g: list(config.seed_others),
                                      config.table2_methods, config, out, log, **data)
@@ -540,4 +564,5 @@ def reproduce_flipad(out: str | Path = "docs/results/flipad", *, config: FlipadC
 
 
 __all__ = ["EXPERIMENTS", "METHODS", "PAPER", "FlipadConfig", "fig4", "pair_metrics", "quick_config",
-           "read_rows", "real_images", "reproduce_flipad", "run_one", "sample_model", "summarize", "write_report"]
+           "read_rows", "real_images", "reproduce_flipad", "run_one", "sample_model", "ship", "summarize",
+           "write_report"]

@@ -454,49 +454,22 @@ def visnet(cfg: Yu2019Config, cache: DataCache, out: Path, log: Callable[[str], 
 def ship_model(att: Any, models_dir: Path, name: str, *, cfg: Yu2019Config, summary: dict[str, Any],
                command: str) -> Path:
     """Save a calibrated attribution net to ``models_dir/name`` and record it in ``models_dir/manifest.json``."""
-    from genattr import __version__
-    from genattr.zoo import sha256_file
+    from genattr.evaluation.shipping import ship_attributor
 
-    target = att.save(models_dir / name)
-    manifest_path = models_dir / "manifest.json"
-    man = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {"format": 1, "models": {}}
-    man["models"][name] = {
-        "path": name, "attributor": att.name, "candidates": list(att.candidates_), "params": att.get_params(),
-        "thresholds": att.thresholds_.tolist(), "open_set_target_fnr": cfg.open_set_fnr,
+    return ship_attributor(att, models_dir, name, {
+        "open_set_target_fnr": cfg.open_set_fnr,
         "data": {"real": f"{cfg.real} (train split: train/validation; test split: test)",
                  "generators": {n: "genattr zoo (sha256-verified), 8-bit quantised samples" for n in att.candidates_
                                 if n != REAL},
                  "n_train": cfg.n_train, "n_val": cfg.n_val, "n_test": cfg.n_test, "image_size": cfg.image_size},
-        "seed": cfg.seed, "genattr_version": __version__,
-        "files": {p.name: sha256_file(p) for p in sorted(target.iterdir()) if p.is_file()},
-        "test_accuracy": summary["methods"]["ours"]["accuracy"],
-        "command": command,
-    }
-    manifest_path.write_text(json.dumps(man, indent=2, sort_keys=True) + "\n")
-    return target
+        "seed": cfg.seed, "test_accuracy": summary["methods"]["ours"]["accuracy"], "command": command})
 
 
 def load_shipped(name: str, models_dir: str | Path = "models/yu2019") -> Any:
     """Load a shipped attribution net after checking its files' sha256 against the manifest."""
-    from genattr.attribution import Attributor
-    from genattr.errors import DataError, IntegrityError
-    from genattr.zoo import sha256_file
+    from genattr.evaluation import shipping
 
-    models_dir = Path(models_dir)
-    manifest_path = models_dir / "manifest.json"
-    if not manifest_path.is_file():
-        raise DataError(f"{manifest_path} not found; build the models with `{COMMAND}`")
-    man = json.loads(manifest_path.read_text())
-    if name not in man.get("models", {}):
-        from genattr.errors import UnknownNameError
-
-        raise UnknownNameError(f"no shipped yu2019 model {name!r}; known: {', '.join(sorted(man.get('models', {})))}")
-    entry = man["models"][name]
-    d = models_dir / entry["path"]
-    for fname, sha in entry["files"].items():
-        if not (d / fname).is_file() or sha256_file(d / fname) != sha:
-            raise IntegrityError(f"{d / fname}: missing or sha256 does not match {manifest_path}")
-    return Attributor.load(d)
+    return shipping.load_shipped(name, models_dir, rebuild=COMMAND)
 
 
 # --------------------------------------------------------------------------------------------------------
