@@ -32,6 +32,7 @@ def _config() -> FlipadConfig:
     return FlipadConfig(models=("fmnist-dcgan-s0", "fmnist-lsgan-s0"), seed_model="fmnist-dcgan-s0",
                         seed_others=("fmnist-dcgan-s1",), n_train=32, n_val=16, n_test=16, runs=2, sm_inv_runs=1,
                         sm_inv_n_test=4, n_figure=8, threads=1, grid_keys=("blur/3",),
+                        table3_models=("fmnist-lsgan-s0",), table3_n_train=24, table3_n_test=8, table3_runs=1,
                         params={"flipad": {**deep, "n_mean": 64, "max_iter": 10}, "rawpad": deep, "dctpad": deep,
                                 "sm-inv": {"restarts": 2, "steps": 3}})
 
@@ -55,7 +56,10 @@ def test_reproduce_at_toy_scale(tmp_path: Path) -> None:
     assert len(t1) == 2 * 2 * 2 * 4 + 2 * 2
     assert {r["other"] for r in t1 if r["model"] == "fmnist-dcgan-s0"} == {"real", "fmnist-lsgan-s0"}
     assert all(0 <= float(r["value"]) <= 100 for r in rows)
-    assert {r["perturbation"] for r in rows if r["experiment"] == "table3"} == {"blur/3"}
+    t3 = [r for r in rows if r["experiment"] == "table3"]
+    assert {r["perturbation"] for r in t3} == {"blur/3"}
+    assert {r["model"] for r in t3} == {"fmnist-lsgan-s0"}  # table3_models, with their own sizes
+    assert {r["other"] for r in t3} == {"real", "fmnist-dcgan-s0"} and {int(r["n"]) for r in t3} == {8}
     assert {r["other"] for r in rows if r["experiment"] == "table2"} == {"fmnist-dcgan-s1"}
     timings = json.loads((tmp_path / "table1" / "timings.json").read_text())
     assert {t["method"] for t in timings} == {"sm-f", "sm-inv", "rawpad", "dctpad", "flipad"}

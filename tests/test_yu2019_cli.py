@@ -137,6 +137,17 @@ def test_config_override_parses_types() -> None:
         Yu2019Config().override({"epochs": "x"})
 
 
+def test_experiment_overrides_apply_per_table_only() -> None:
+    cfg = Yu2019Config()
+    assert cfg.for_experiment("architectures").n_train > cfg.n_train  # Table 1's larger default
+    assert cfg.for_experiment("seeds") == cfg
+    cfg = cfg.override({"experiment_overrides": '{"seeds": {"epochs": 9}}'})
+    assert cfg.for_experiment("seeds").epochs == 9 and cfg.for_experiment("architectures").epochs == cfg.epochs
+    for bad in ('{"table9": {"epochs": 1}}', '{"seeds": {"nope": 1}}', '{"seeds": 3}', "not json"):
+        with pytest.raises(ConfigError):
+            Yu2019Config().override({"experiment_overrides": bad})
+
+
 def test_demo_attribution_step(reproduced: tuple[Path, Path]) -> None:
     from genattr.demo import attribution_step
 
