@@ -79,8 +79,10 @@ class Yu2019Config:
     epochs: int = 4
     batch_size: int = 64
     lr: float = 2e-3
-    finetune_epochs: int = 4
-    finetune_lr: float = 1e-3
+    # Chosen on the validation split (crop-attacked): 4 epochs at 1e-3 → 72.9 %, 12 at 2e-3 → 93.0 %,
+    # training from scratch with crop augmentation (12 epochs) → 87.7 % (runs/yu/crop_explore.py, docs/yu2019.md).
+    finetune_epochs: int = 12
+    finetune_lr: float = 2e-3
     factors: tuple[int, ...] = (1, 2, 4, 8)
     pool_sizes: tuple[int, ...] = (4, 8, 16, 32)
     visnet_epochs: int = 3
