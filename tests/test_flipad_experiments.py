@@ -111,3 +111,24 @@ def test_reproduce_ships_the_first_run_flipad(tmp_path: Path) -> None:
     (models / "fmnist-dcgan-s0" / "state.safetensors").write_bytes(b"tampered")
     with pytest.raises(IntegrityError):
         load_shipped("fmnist-dcgan-s0", models)
+
+
+def test_rerunning_one_method_keeps_the_others_rows(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from genattr.evaluation.flipad_experiments import read_rows
+
+    data = {"loader": _loader, "real_train": negatives(64, 0), "real_test": negatives(32, 1), "log": lambda m: None}
+    cfg = replace(_config(), runs=1)
+    reproduce_flipad(tmp_path, config=cfg, only=["table2"], command="first", **data)
+    before = read_rows(tmp_path / "table2" / "rows.csv")
+    again = replace(cfg, table2_methods=("flipad",), seed=5)
+    readme = reproduce_flipad(tmp_path, config=again, only=["table2"], command="second", **data)
+    after = read_rows(tmp_path / "table2" / "rows.csv")
+    assert [r for r in after if r["method"] != "flipad"] == [r for r in before if r["method"] != "flipad"]
+    assert len(after) == len(before)
+    assert [r for r in after if r["method"] == "flipad"] != [r for r in before if r["method"] == "flipad"]  # seed 5
+    prov = json.loads((tmp_path / "table2" / "provenance.json").read_text())
+    assert prov["flipad"]["command"] == "second" and prov["rawpad"]["command"] == "first"
+    text = readme.read_text()
+    assert "- `first`: table2/rawpad, table2/dctpad" in text and "- `second`: table2/flipad" in text

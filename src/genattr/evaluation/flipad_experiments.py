@@ -304,13 +304,12 @@ def _single_model_experiment(experiment: str, models: Sequence[str], others_of: 
                     fig4(res.attributor, g_name, {g_name: g_test, **sources}, out / "figures", config.n_figure)
                 if models_dir is not None and run == 0 and method == "flipad" and g_name in config.ship_models:
                     ship(res, g_name, config, models_dir, command, experiment)
-    _write_rows(out / experiment, rows)
-    (out / experiment / "timings.json").write_text(json.dumps(timing_rows, indent=2) + "\n")
-    return rows
+    return save_experiment(out / experiment, rows, timing_rows, methods, config, command)
 
 
 def table3(config: FlipadConfig, out: Path, log: Callable[[str], None], *, loader: Callable[[str], Any] = _load,
-           real_train: torch.Tensor | None = None, real_test: torch.Tensor | None = None) -> list[dict[str, Any]]:
+           real_train: torch.Tensor | None = None, real_test: torch.Tensor | None = None,
+           command: str = COMMAND) -> list[dict[str, Any]]:
     """Immunised setting: every image (train, validation, test) perturbed by the same grid entry."""
     from genattr.perturbations import get_grid
 
@@ -350,8 +349,7 @@ def table3(config: FlipadConfig, out: Path, log: Callable[[str], None], *, loade
                     res = run_one(method, gens[g_name], g_name, sources, config=config, run=run, experiment="table3",
                                   negatives=neg, positives=pos, validation=val, g_test=g_test, perturbation=entry.key)
                     rows += res.rows
-    _write_rows(out / "table3", rows)
-    return rows
+    return save_experiment(out / "table3", rows, None, config.table3_methods, config, command)
 
 
 # -- Fig. 4 ------------------------------------------------------------------------------------------------------
@@ -386,6 +384,28 @@ def fig4(att: Any, g_name: str, sources: Mapping[str, torch.Tensor], out_dir: Pa
 
 
 # -- report ------------------------------------------------------------------------------------------------------
+
+
+def save_experiment(directory: Path, rows: list[dict[str, Any]], timings: list[dict[str, Any]] | None,
+                    methods: Sequence[str], config: FlipadConfig, command: str) -> list[dict[str, Any]]:
+    """Write an experiment's rows, replacing only the rows of the methods just run: rerunning one method
+    (``--set methods=flipad``) keeps the others' results. ``provenance.json`` records, per method, the
+    command and settings its rows came from (the report prints it). Returns all rows now on disk."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ran = set(methods)
+    old = read_rows(directory / "rows.csv") if (directory / "rows.csv").is_file() else []
+    merged = [r for r in old if r["method"] not in ran] + rows
+    _write_rows(directory, merged)
+    if timings is not None:
+        tpath = directory / "timings.json"
+        old_t = json.loads(tpath.read_text()) if tpath.is_file() else []
+        tpath.write_text(json.dumps([t for t in old_t if t["method"] not in ran] + timings, indent=2) + "\n")
+    ppath = directory / "provenance.json"
+    prov = json.loads(ppath.read_text()) if ppath.is_file() else {}
+    prov.update({m: {"command": command, "settings": asdict(config)} for m in methods})
+    ppath.write_text(json.dumps(prov, indent=2, default=list) + "\n")
+    return merged
+
 
 
 def _write_rows(directory: Path, rows: list[dict[str, Any]], name: str = "rows.csv") -> Path:
@@ -516,6 +536,14 @@ def write_report(out: Path, config: FlipadConfig, command: str = COMMAND) -> Pat
              "Ours: mean ± std over runs (%); paper: CelebA / LSUN (64×64). Accuracy at the G.1 threshold "
              f"(fnr = {config.target_fnr}).", ""]
     all_rows: list[dict[str, Any]] = []
+    commands: dict[str, list[str]] = {}
+    for exp in EXPERIMENTS:
+        ppath = out / exp / "provenance.json"
+        for method, p in (json.loads(ppath.read_text()) if ppath.is_file() else {}).items():
+            commands.setdefault(p["command"], []).append(f"{exp}/{method}")
+    if len(commands) > 1:
+        lines += ["Rows come from these commands:", ""] + [f"- `{c}`: {', '.join(w)}" for c, w in commands.items()] \
+            + [""]
     if (out / "table1" / "rows.csv").is_file():
         rows = read_rows(out / "table1" / "rows.csv")
         all_rows += rows
@@ -577,9 +605,9 @@ def reproduce_flipad(out: str | Path = "docs/results/flipad", *, config: FlipadC
                                      **data)
         if "table2" in todo:
             _single_model_experiment("table2", [config.seed_model], lambda g: list(config.seed_others),
-                                     config.table2_methods, config, out, log, **data)
+                                     config.table2_methods, config, out, log, command=command, **data)
         if "table3" in todo:
-            table3(config, out, log, **data)
+            table3(config, out, log, command=command, **data)
     finally:
         torch.set_num_threads(old_threads)
     readme = write_report(out, config, command)
