@@ -98,3 +98,22 @@ def test_demo_flipad_step_on_a_shipped_detector(tiny_zoo: Path, tmp_path: Path) 
     assert all(row["n"] == 4 and 0 <= row["accepted"] <= 4 for row in res["rows"])
     assert flipad_step(n=4, seed=0, console=console, models_dir=tmp_path / "missing") is None
     assert "FLIPAD step skipped" in console.export_text()
+
+
+def test_score_verifies_a_shipped_detector(tiny_zoo: Path, tmp_path: Path) -> None:
+    from genattr import zoo
+    from genattr.attribution import Attributor
+    from genattr.evaluation.shipping import ship_attributor
+
+    out = tmp_path / "att"
+    assert runner.invoke(app, ["flipad", "fit", "--model", "tiny-dcgan", "--negatives", "tiny-lsgan", "--out",
+                               str(out), *SMALL]).exit_code == 0
+    models = tmp_path / "models"
+    ship_attributor(Attributor.load(out), models, "tiny-dcgan", {})
+    img = _png(tmp_path / "a.png", zoo.load("tiny-dcgan").sample(1, torch.Generator().manual_seed(0))[0])
+    r = runner.invoke(app, ["flipad", "score", str(models / "tiny-dcgan"), str(img), "--json"])
+    assert r.exit_code == 0, r.output
+    w = models / "tiny-dcgan" / "config.json"
+    w.write_text(w.read_text() + " ")  # still valid JSON, other bytes
+    r = runner.invoke(app, ["flipad", "score", str(models / "tiny-dcgan"), str(img)])
+    assert r.exit_code == 1 and "sha256" in r.output

@@ -121,6 +121,23 @@ def _fit(model: str, out: Path, negatives: str, method: str, n_train: int, n_val
                      f"held-out samples; saved to {out}", highlight=False)
 
 
+def _load_checked(directory: Path) -> Any:
+    """A shipped detector (listed in ``<parent>/manifest.json``) is loaded only after its sha256 check."""
+    from genattr.evaluation.shipping import load_shipped
+
+    manifest = directory.parent / "manifest.json"
+    if not manifest.is_file():
+        return None
+    try:
+        entries = json.loads(manifest.read_text()).get("models", {})
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    for name, entry in entries.items():
+        if isinstance(entry, dict) and entry.get("path") == directory.name:
+            return load_shipped(name, directory.parent)
+    return None
+
+
 @flipad_app.command("score")
 @clean_errors
 def score(
@@ -134,7 +151,7 @@ def score(
     from genattr.attribution import Attributor
     from genattr.data import load_images
 
-    att = Attributor.load(directory)
+    att = _load_checked(directory) or Attributor.load(directory)
     x = load_images(list(images), size=32)
     res = att.attribute(x)
     tau = float(res.thresholds[0])
