@@ -23,7 +23,7 @@ import csv
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -112,28 +112,9 @@ class FlipadConfig:
 
     def override(self, items: Mapping[str, str]) -> FlipadConfig:
         """Apply ``--set KEY=VALUE`` strings (tuples comma-separated; ``params`` as JSON)."""
-        kinds = {f.name: f for f in fields(self)}
-        changes: dict[str, Any] = {}
-        for key, raw in items.items():
-            if key not in kinds:
-                raise ConfigError(f"unknown setting {key!r}; known: {', '.join(sorted(kinds))}")
-            cur = getattr(self, key)
-            try:
-                if key == "params":
-                    changes[key] = json.loads(raw)
-                elif isinstance(cur, tuple):
-                    changes[key] = tuple(v.strip() for v in raw.split(",") if v.strip())
-                elif isinstance(cur, bool):
-                    changes[key] = raw.lower() in ("1", "true", "yes")
-                elif isinstance(cur, int):
-                    changes[key] = int(raw)
-                elif isinstance(cur, float):
-                    changes[key] = float(raw)
-                else:
-                    changes[key] = raw
-            except (ValueError, json.JSONDecodeError) as exc:
-                raise ConfigError(f"bad value for {key}: {raw!r} ({exc})") from exc
-        return replace(self, **changes)
+        from genattr.evaluation.settings import override_fields
+
+        return override_fields(self, items)
 
 
 def quick_config() -> FlipadConfig:

@@ -115,30 +115,9 @@ class Yu2019Config:
 
     def override(self, items: Mapping[str, str]) -> Yu2019Config:
         """A copy with fields set from strings (``--set key=value``; tuples comma-separated)."""
-        known = {f.name: f for f in fields(self)}
-        kw: dict[str, Any] = {}
-        for key, raw in items.items():
-            if key not in known:
-                raise ConfigError(f"unknown yu2019 setting {key!r}; known: {', '.join(sorted(known))}")
-            cur = getattr(self, key)
-            try:
-                if isinstance(cur, dict):
-                    val = json.loads(raw)
-                    if not isinstance(val, dict) or not all(isinstance(v, dict) for v in val.values()):
-                        raise ValueError("expected a JSON object of objects, e.g. {\"architectures\": {\"epochs\": 8}}")
-                    kw[key] = val
-                elif isinstance(cur, bool):
-                    if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                        raise ValueError(raw)
-                    kw[key] = raw.lower() in ("1", "true", "yes")
-                elif isinstance(cur, tuple):
-                    elem = type(cur[0]) if cur else str
-                    kw[key] = tuple(elem(v) for v in raw.split(",") if v)
-                else:
-                    kw[key] = type(cur)(raw)
-            except ValueError as exc:  # json.JSONDecodeError is a ValueError
-                raise ConfigError(f"bad value for {key}: {raw!r} ({exc})") from None
-        new = replace(self, **kw)
+        from genattr.evaluation.settings import override_fields
+
+        new = override_fields(self, items, what="yu2019 setting")
         for name in new.experiment_overrides:
             if name not in EXPERIMENTS:
                 raise ConfigError(f"experiment_overrides: unknown experiment {name!r}; known: {', '.join(EXPERIMENTS)}")
