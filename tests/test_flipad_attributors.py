@@ -68,6 +68,28 @@ class TestFLIPADOnLSGANContract(_SingleModelContract):
         return FLIPAD(n_mean=64, max_iter=20, widths=(4,), pool_size=4, **DEEP_SAD_SMALL)
 
 
+class _GaussianContract(_SingleModelContract):
+    def make_negatives(self) -> torch.Tensor:
+        # The untrained tiny G draws (almost) one constant image; as "negatives" for the FPR check those
+        # ties would sit exactly at the fused detector's centre, so use distinct images.
+        return negatives(8, 6)
+
+
+class TestFLIPADWithGaussianContract(_GaussianContract):
+    """FLIPAD with the censored data term and the second (Gaussian) detector (extra state, calibrate override)."""
+
+    score_atol = 1e-4
+
+    def make_attributor(self) -> FLIPAD:
+        return FLIPAD(n_mean=64, max_iter=20, widths=(4,), pool_size=4, detector="deep-sad+gaussian",
+                      data_term="censored", **DEEP_SAD_SMALL)
+
+
+class TestRawPADWithGaussianContract(_GaussianContract):
+    def make_attributor(self) -> RawPAD:
+        return RawPAD(size=8, unshuffle=1, widths=(4,), detector="deep-sad+gaussian", **DEEP_SAD_SMALL)
+
+
 class TestRawPADContract(_SingleModelContract):
     def make_attributor(self) -> RawPAD:
         return RawPAD(size=16, widths=(4, 8), **DEEP_SAD_SMALL)
@@ -177,3 +199,31 @@ def test_sm_inv_recovers_a_generated_image_better_than_a_foreign_one() -> None:
     own = att.decision_function(gen.sample(3, torch.Generator().manual_seed(2)))
     foreign = att.decision_function(negatives(3, 2))
     assert own.min() > foreign.max()
+
+
+def test_gaussian_detector_calibration_puts_each_detector_at_half_the_target_fnr() -> None:
+    gen = tiny_generator(0)
+    with torch.no_grad():  # an untrained G's outputs are ~1e-4 (one 8-bit level): give them some variety
+        gen.final_layer.weight.mul_(300)
+    att = RawPAD(size=8, unshuffle=1, widths=(4,), detector="deep-sad+gaussian", **DEEP_SAD_SMALL)
+    att.fit(generator=gen, negatives=negatives(32, 1), name="g")
+    assert att.gauss_precision_.shape == (64, 64) and att.fusion_scale_.shape == (2,)
+    val = g_samples(gen, 200, 3)
+    att.calibrate({"g": val}, target_fnr=0.1)
+    comps = att._component_anomalies(att._net_input(val))
+    # on the common scale each detector's own threshold (its (1 − fnr/2)-quantile) sits at 1
+    scaled = (comps - att.fusion_center_) / att.fusion_scale_
+    for k in range(2):
+        assert float(torch.quantile(scaled[:, k], 1 - 0.05)) == pytest.approx(1.0, abs=1e-9)
+    # the fused threshold rejects the target fraction of the calibration images (G.1)
+    accepted = [lab == "g" for lab in att.predict(val)]
+    assert sum(accepted) / len(accepted) == pytest.approx(0.9, abs=0.01)
+    # a sample that only the Gaussian finds odd is rejected: fusion is an AND of the two detectors
+    odd = val[:1].clone()
+    odd[..., :16, :] = 1.0
+    assert float(att.anomaly_score(odd)[0]) >= float(scaled[:1].max())
+
+
+def test_unknown_detector_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="detector"):
+        RawPAD(detector="svm", **DEEP_SAD_SMALL).fit(generator=tiny_generator(0), negatives=negatives(8, 0))

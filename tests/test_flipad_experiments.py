@@ -11,6 +11,7 @@ import torch
 
 from genattr.errors import ConfigError
 from genattr.evaluation.flipad_experiments import (
+    PAPER_METHODS,
     FlipadConfig,
     pair_metrics,
     quick_config,
@@ -52,8 +53,9 @@ def test_reproduce_at_toy_scale(tmp_path: Path) -> None:
     with (tmp_path / "results.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     t1 = [r for r in rows if r["experiment"] == "table1" and r["metric"] == "accuracy"]
-    # 2 runs × 2 G × 2 G′ × 4 methods + SM-Inv once (1 run × 2 G × 2 G′)
-    assert len(t1) == 2 * 2 * 2 * 4 + 2 * 2
+    # 2 runs × 2 G × 2 G′ × 7 methods (4 of the paper + rawpad+g, flipad-c, flipad-c+g) + SM-Inv once
+    assert len(t1) == 2 * 2 * 2 * 7 + 2 * 2
+    assert {r["method"] for r in t1} == {*PAPER_METHODS, "rawpad+g", "flipad-c", "flipad-c+g"}
     assert {r["other"] for r in t1 if r["model"] == "fmnist-dcgan-s0"} == {"real", "fmnist-lsgan-s0"}
     assert all(0 <= float(r["value"]) <= 100 for r in rows)
     t3 = [r for r in rows if r["experiment"] == "table3"]
@@ -62,7 +64,7 @@ def test_reproduce_at_toy_scale(tmp_path: Path) -> None:
     assert {r["other"] for r in t3} == {"real", "fmnist-dcgan-s0"} and {int(r["n"]) for r in t3} == {8}
     assert {r["other"] for r in rows if r["experiment"] == "table2"} == {"fmnist-dcgan-s1"}
     timings = json.loads((tmp_path / "table1" / "timings.json").read_text())
-    assert {t["method"] for t in timings} == {"sm-f", "sm-inv", "rawpad", "dctpad", "flipad"}
+    assert {t["method"] for t in timings} == {*PAPER_METHODS, "rawpad+g", "flipad-c", "flipad-c+g"}
     assert any(log.startswith("[table1]") for log in logs)
     # the report is rebuilt from what exists: rerunning one experiment keeps the others
     reproduce_flipad(tmp_path, config=_config(), only=["table2"], loader=_loader, real_train=negatives(64, 0),

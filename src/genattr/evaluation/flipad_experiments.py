@@ -34,7 +34,14 @@ from genattr.errors import ConfigError
 from genattr.evaluation.sources import derive_seed
 
 EXPERIMENTS = ("table1", "table2", "table3")
-METHODS = ("sm-f", "sm-inv", "rawpad", "dctpad", "flipad")
+PAPER_METHODS = ("sm-f", "sm-inv", "rawpad", "dctpad", "flipad")
+# Not in the paper (docs/flipad.md): "+g" adds a second, Gaussian one-class detector to Deep SAD; FLIPAD's
+# "-c" variants use the censored data term for saturated pixels.
+GAUSS = {"detector": "deep-sad+gaussian"}
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "rawpad+g": ("rawpad", GAUSS), "dctpad+g": ("dctpad", GAUSS), "flipad+g": ("flipad", GAUSS),
+    "flipad-c": ("flipad", {"data_term": "censored"}), "flipad-c+g": ("flipad", {"data_term": "censored", **GAUSS})}
+METHODS = (*PAPER_METHODS, *VARIANTS)
 REAL = "real"
 COMMAND = "genattr reproduce flipad"
 ROW_FIELDS = ("experiment", "run", "model", "method", "other", "perturbation", "metric", "value", "n")
@@ -79,8 +86,8 @@ class FlipadConfig:
     models: tuple[str, ...] = ("fmnist-dcgan-s0", "fmnist-wgangp-s0", "fmnist-lsgan-s0", "fmnist-ebgan-s0")
     seed_model: str = "fmnist-dcgan-s0"
     seed_others: tuple[str, ...] = ("fmnist-dcgan-s1", "fmnist-dcgan-s2", "fmnist-dcgan-s3", "fmnist-dcgan-s4")
-    methods: tuple[str, ...] = METHODS
-    table2_methods: tuple[str, ...] = ("rawpad", "dctpad", "flipad")
+    methods: tuple[str, ...] = (*PAPER_METHODS, "rawpad+g", "flipad-c", "flipad-c+g")
+    table2_methods: tuple[str, ...] = ("rawpad", "dctpad", "flipad", "flipad-c+g")
     table3_methods: tuple[str, ...] = ("rawpad", "dctpad", "flipad")
     grid: str = "flipad-table3"
     grid_keys: tuple[str, ...] = ()  # Table 3 columns to run (empty: every perturbation of the grid)
@@ -171,11 +178,12 @@ def pair_metrics(s_pos: torch.Tensor, s_neg: torch.Tensor, threshold: float) -> 
 def make_attributor(method: str, config: FlipadConfig, seed: int) -> Any:
     from genattr.attribution import create_attributor
 
-    params = dict(config.params.get(method, {}))
-    if method not in ("sm-inv",):
+    base, extra = VARIANTS.get(method, (method, {}))
+    params = {**extra, **config.params.get(base, {}), **config.params.get(method, {})}
+    if base not in ("sm-inv",):
         params.setdefault("n_train", config.n_train)
     params.setdefault("seed", seed)
-    return create_attributor(method, **params)
+    return create_attributor(base, **params)
 
 
 # -- one fit + evaluation ---------------------------------------------------------------------------------------

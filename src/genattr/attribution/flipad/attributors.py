@@ -49,6 +49,7 @@ from genattr.attribution.flipad.fista import (
     operator_from_config,
     operator_from_module,
 )
+from genattr.attribution.flipad.gaussian import fit_gaussian, fuse_max, mahalanobis, tail_scale
 from genattr.attribution.flipad.inversion import generator_forward, invert_latents
 from genattr.attribution.registry import register_attributor
 from genattr.errors import ConfigError
@@ -141,8 +142,18 @@ class SingleModelAttributor(Attributor):
 # -------------------------------------------------------------------------------------------------------------
 
 
+DETECTORS = ("deep-sad", "deep-sad+gaussian")
+
+
 class DeepSADAttributor(SingleModelAttributor):
-    """Features f(x) + Deep SAD (appendix B); score = −‖φ(f(x)) − c‖ (eq. 7)."""
+    """Features f(x) + Deep SAD (appendix B); score = −‖φ(f(x)) − c‖ (eq. 7).
+
+    ``detector="deep-sad+gaussian"`` (not in the paper; docs/flipad.md "Second detector") also fits a
+    Ledoit–Wolf Gaussian on G's features and accepts a sample only when both detectors accept it: the score is
+    −max_k (a_k − m_k) / s_k over the two anomaly scores a_k, each put on a common scale by G's held-out
+    scores (m_k = median, m_k + s_k = the per-detector threshold at FNR fnr/2; set by ``calibrate`` with FNR
+    targets, from the training positives until then).
+    """
 
     def _prepare(self, name: str, src: Any) -> None:
         """Method-specific fitted state needed by :meth:`_features` (before any feature is computed)."""
@@ -164,6 +175,7 @@ class DeepSADAttributor(SingleModelAttributor):
     def _fit(self, candidates: Mapping[str, Any], *, negatives: torch.Tensor | None = None,
              positives: torch.Tensor | None = None) -> None:
         (name, src), = candidates.items()
+        self._check_detector()
         self._prepare(name, src)
         t0 = time.perf_counter()
         pos = self._positives(name, src if positives is None else positives, self.n_train)  # type: ignore
@@ -189,15 +201,53 @@ class DeepSADAttributor(SingleModelAttributor):
         self.train_losses_ = [float(v) for v in res.epoch_losses]
         self.timings_ = {"sampling_s": t1 - t0, "features_s": t2 - t1, "deep_sad_s": res.seconds,
                          "n_positives": int(pos.shape[0]), "n_negatives": int(neg.shape[0])}
+        if self.detector == "deep-sad+gaussian":  # type: ignore[attr-defined]
+            t3 = time.perf_counter()
+            self.gauss_mean_, self.gauss_precision_ = fit_gaussian(feats[:pos.shape[0]])
+            # Provisional common scale from the (seen) positives; calibrate() replaces it with held-out data.
+            self._set_fusion(self._component_anomalies(feats[:pos.shape[0]]), 0.0025)
+            self.timings_["gaussian_s"] = time.perf_counter() - t3
 
     def _build_module(self, name: str) -> nn.Module:
         c, h, _ = self.feature_shape_
         return DeepSADNet(c, h, self.widths, kernel_size=self.kernel_size, rep_dim=self.rep_dim)  # type: ignore
 
+    def _check_detector(self) -> None:
+        if self.detector not in DETECTORS:  # type: ignore[attr-defined]
+            raise ConfigError(f"unknown detector {self.detector!r}; choose one of {DETECTORS}")  # type: ignore
+
+    def _component_anomalies(self, feats: torch.Tensor) -> torch.Tensor:
+        """(n, K) anomaly scores of features: Deep SAD's distance, then the Gaussian's Mahalanobis distance."""
+        parts = [anomaly_score(self.net_, self.center_, feats).double()]
+        if "gauss_mean_" in vars(self):
+            parts.append(mahalanobis(feats, self.gauss_mean_, self.gauss_precision_))
+        return torch.stack(parts, 1)
+
+    def _set_fusion(self, anomalies: torch.Tensor, tail: float) -> None:
+        stats = [tail_scale(anomalies[:, k], tail) for k in range(anomalies.shape[1])]
+        self.fusion_center_ = torch.tensor([m for m, _ in stats], dtype=torch.float64)
+        self.fusion_scale_ = torch.tensor([s for _, s in stats], dtype=torch.float64)
+
     def anomaly_score(self, x: torch.Tensor) -> torch.Tensor:
-        """‖φ(f(x)) − c‖ (eq. 7); higher = more anomalous (not from G)."""
+        """‖φ(f(x)) − c‖ (eq. 7), or the fused score of ``detector="deep-sad+gaussian"``; higher = more
+        anomalous (not from G)."""
         self._check_fitted()
-        return anomaly_score(self.net_, self.center_, self._net_input(self._check(x)))
+        feats = self._net_input(self._check(x))
+        if "gauss_mean_" not in vars(self):
+            return anomaly_score(self.net_, self.center_, feats)
+        return fuse_max(self._component_anomalies(feats), self.fusion_center_, self.fusion_scale_)
+
+    def calibrate(self, x_in: Mapping[str, torch.Tensor] | None = None, *, target_fnr: float | None = None,
+                  negatives: torch.Tensor | None = None, target_fpr: float | None = None) -> Self:
+        """The contract's calibration; with two detectors an FNR calibration first puts both on the common
+        scale from the held-out images (each detector's own threshold at FNR target/2), then sets τ."""
+        if "gauss_mean_" in vars(self) and x_in is not None and target_fnr is not None and negatives is None \
+                and isinstance(x_in, Mapping) and len(x_in) == 1 and 0 < target_fnr < 1:
+            (imgs,) = x_in.values()
+            feats = self._net_input(self._check(check_images(imgs, what="x_in")))
+            if feats.shape[0]:
+                self._set_fusion(self._component_anomalies(feats), target_fnr / 2)
+        return super().calibrate(x_in, target_fnr=target_fnr, negatives=negatives, target_fpr=target_fpr)
 
     def _decision_function(self, x: torch.Tensor) -> torch.Tensor:
         return -self.anomaly_score(x)[:, None]
@@ -205,7 +255,8 @@ class DeepSADAttributor(SingleModelAttributor):
 
 def _deep_sad_params(obj: Any, *, n_train: int, epochs: int, lr: float, lr_milestones: Any, weight_decay: float,
                      batch_size: int, eta: float, widths: Any, kernel_size: int, rep_dim: int, quantize: bool,
-                     seed: int) -> None:
+                     seed: int, detector: str) -> None:
+    obj.detector = detector
     obj.n_train, obj.epochs, obj.lr, obj.lr_milestones = n_train, epochs, lr, lr_milestones
     obj.weight_decay, obj.batch_size, obj.eta = weight_decay, batch_size, eta
     obj.widths, obj.kernel_size, obj.rep_dim, obj.quantize, obj.seed = widths, kernel_size, rep_dim, quantize, seed
@@ -219,12 +270,14 @@ class RawPAD(DeepSADAttributor):
     def __init__(self, *, size: int | None = None, unshuffle: int = 2, n_train: int = 10_000, epochs: int = 50,
                  lr: float = 5e-4, lr_milestones: tuple[int, ...] = (25,), weight_decay: float = 0.5e-6,
                  batch_size: int = 128, eta: float = 1.0, widths: tuple[int, ...] = (16, 32, 64), kernel_size: int = 3,
-                 rep_dim: int = 32, quantize: bool = True, seed: int = 0) -> None:
+                 rep_dim: int = 32, quantize: bool = True, seed: int = 0,
+                 detector: str = "deep-sad") -> None:
         self.size = size
         self.unshuffle = unshuffle
         _deep_sad_params(self, n_train=n_train, epochs=epochs, lr=lr, lr_milestones=lr_milestones,
                          weight_decay=weight_decay, batch_size=batch_size, eta=eta, widths=widths,
-                         kernel_size=kernel_size, rep_dim=rep_dim, quantize=quantize, seed=seed)
+                         kernel_size=kernel_size, rep_dim=rep_dim, quantize=quantize, seed=seed,
+                         detector=detector)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         return raw_features(x, self.size)
@@ -238,12 +291,14 @@ class DCTPAD(DeepSADAttributor):
     def __init__(self, *, crop: int | None = None, unshuffle: int = 2, n_train: int = 10_000, epochs: int = 50,
                  lr: float = 5e-4, lr_milestones: tuple[int, ...] = (25,), weight_decay: float = 0.5e-6,
                  batch_size: int = 128, eta: float = 1.0, widths: tuple[int, ...] = (16, 32, 64), kernel_size: int = 3,
-                 rep_dim: int = 32, quantize: bool = True, seed: int = 0) -> None:
+                 rep_dim: int = 32, quantize: bool = True, seed: int = 0,
+                 detector: str = "deep-sad") -> None:
         self.crop = crop
         self.unshuffle = unshuffle
         _deep_sad_params(self, n_train=n_train, epochs=epochs, lr=lr, lr_milestones=lr_milestones,
                          weight_decay=weight_decay, batch_size=batch_size, eta=eta, widths=widths,
-                         kernel_size=kernel_size, rep_dim=rep_dim, quantize=quantize, seed=seed)
+                         kernel_size=kernel_size, rep_dim=rep_dim, quantize=quantize, seed=seed,
+                         detector=detector)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         return dct_features(x, self.crop)
@@ -264,6 +319,9 @@ class FLIPAD(DeepSADAttributor):
     −1 + ε, 1 − ε)); ε = 0.02 (≈ 2.5 8-bit steps) because a pixel within a step or two of ±1 has no reliable
     preimage (atanh's slope is ~64 there) and with ε = 1e-3 those pixels dominated the data term: same-
     architecture generators went from 58–66 % to 94–98 % accuracy in development runs (docs/flipad.md).
+    ``data_term="censored"`` (not in the paper): pixels within ε of ±1 enter eq. 5 as one-sided bounds
+    (``invert_final_layer(censor=True)``), because an 8-bit pixel at −1 only says the pre-activation is
+    ≤ atanh(−1 + ε); ``detector``: see :class:`DeepSADAttributor`.
     """
 
     capabilities = Capabilities(needs_training_images=True, needs_generator_weights=True, supports_open_set=True)
@@ -273,12 +331,14 @@ class FLIPAD(DeepSADAttributor):
                  n_train: int = 10_000, epochs: int = 50, lr: float = 5e-4, lr_milestones: tuple[int, ...] = (25,),
                  weight_decay: float = 0.5e-6, batch_size: int = 128, eta: float = 1.0,
                  widths: tuple[int, ...] = (32, 64), kernel_size: int = 3, rep_dim: int = 32, quantize: bool = True,
-                 seed: int = 0) -> None:
+                 seed: int = 0, detector: str = "deep-sad", data_term: str = "clipped") -> None:
         self.lam, self.clip_eps, self.max_iter, self.tol = lam, clip_eps, max_iter, tol
+        self.data_term = data_term
         self.check_every, self.chunk_size, self.pool_size, self.n_mean = check_every, chunk_size, pool_size, n_mean
         _deep_sad_params(self, n_train=n_train, epochs=epochs, lr=lr, lr_milestones=lr_milestones,
                          weight_decay=weight_decay, batch_size=batch_size, eta=eta, widths=widths,
-                         kernel_size=kernel_size, rep_dim=rep_dim, quantize=quantize, seed=seed)
+                         kernel_size=kernel_size, rep_dim=rep_dim, quantize=quantize, seed=seed,
+                         detector=detector)
 
     def _prepare(self, name: str, src: Any) -> None:
         self.__dict__.pop("_op_cache", None)
@@ -290,6 +350,8 @@ class FLIPAD(DeepSADAttributor):
             raise ConfigError(f"FLIPAD inverts a tanh output; {name!r} ends in {type(src.output_activation).__name__}")
         if self.lam < 0 or self.n_mean < 1 or self.clip_eps <= 0 or self.clip_eps >= 1:
             raise ConfigError("FLIPAD needs lam >= 0, n_mean >= 1 and 0 < clip_eps < 1")
+        if self.data_term not in ("clipped", "censored"):
+            raise ConfigError(f"FLIPAD data_term is 'clipped' (eq. 5) or 'censored', not {self.data_term!r}")
         self.z_bar_ = mean_penultimate(src, self.n_mean, torch.Generator().manual_seed(
             derive_seed(self.seed, "z-bar", name)))
         op, bias = operator_from_module(src.final_layer, tuple(self.z_bar_.shape))
@@ -314,6 +376,7 @@ class FLIPAD(DeepSADAttributor):
     def _invert(self, x: torch.Tensor) -> torch.Tensor:
         return invert_final_layer(self.operator(), x, self.z_bar_, self.lam, bias=self.final_bias_,
                                   lipschitz=self.lipschitz_, clip_eps=self.clip_eps, max_iter=self.max_iter,
+                                  censor=self.data_term == "censored",
                                   tol=self.tol, check_every=self.check_every, chunk_size=self.chunk_size).w
 
     def _features(self, x: torch.Tensor, *, block: int = 256) -> torch.Tensor:

@@ -273,9 +273,25 @@ def lipschitz_constant(op: LinearOperator, *, margin: float = 1.01, **kw: Any) -
 # -- FISTA -----------------------------------------------------------------------------------------------------
 
 
-def lasso_objective(op: LinearOperator, w: torch.Tensor, b: torch.Tensor, lam: float) -> torch.Tensor:
-    """Per-sample ‖A w − b‖² + λ‖w‖₁ (eq. 8), shape (n,), float64."""
-    r = (op.apply(w) - b).flatten(1).double()
+def censor_residual_(r: torch.Tensor, low: torch.Tensor | None, high: torch.Tensor | None) -> torch.Tensor:
+    """In place: r ← max(r, 0) where ``low`` is 1 and min(r, 0) where ``high`` is 1 (float 0/1 masks).
+
+    For a pixel saturated at −1 (+1) the image only says that the pre-activation is ≤ (≥) the clipped
+    preimage, so only a reconstruction above (below) it is penalised: a one-sided squared hinge, convex with
+    the same Lipschitz constant as the plain least-squares term.
+    """
+    if low is not None:
+        r.sub_(r.clamp(max=0).mul_(low))
+    if high is not None:
+        r.sub_(r.clamp(min=0).mul_(high))
+    return r
+
+
+def lasso_objective(op: LinearOperator, w: torch.Tensor, b: torch.Tensor, lam: float,
+                    low: torch.Tensor | None = None, high: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample ‖A w − b‖² + λ‖w‖₁ (eq. 8), shape (n,), float64; with ``low`` / ``high`` masks the
+    censored residual of :func:`censor_residual_`."""
+    r = censor_residual_(op.apply(w) - b, low, high).flatten(1).double()
     return (r * r).sum(1) + lam * w.flatten(1).double().abs().sum(1)
 
 
@@ -287,7 +303,8 @@ class FistaResult:
 
 
 def _fista_chunk(op: LinearOperator, b: torch.Tensor, lam: float, step: float, w0: torch.Tensor | None,
-                 max_iter: int, tol: float, check_every: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 max_iter: int, tol: float, check_every: int, low: torch.Tensor | None = None,
+                 high: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     n = b.shape[0]
     shape = (n, *op.in_shape)
     out_w = torch.empty(shape, dtype=b.dtype)
@@ -302,12 +319,14 @@ def _fista_chunk(op: LinearOperator, b: torch.Tensor, lam: float, step: float, w
     theta = lam * step  # soft-threshold level of the prox of λ‖·‖₁ with step 1/L
     t_k = 1.0
     idx = torch.arange(n)
-    prev = lasso_objective(op, w, b, lam)
+    prev = lasso_objective(op, w, b, lam, low, high)
     it = 0
     while True:
         it_before = it
         for _ in range(check_every):
             r = op.apply(v).sub_(b)
+            if low is not None or high is not None:
+                censor_residual_(r, low, high)
             g = op.adjoint(r, out=grad)  # ∇ = 2 g
             torch.add(v, g, alpha=-2.0 * step, out=u)  # gradient step
             torch.clamp(u, -theta, theta, out=tmp)
@@ -321,7 +340,7 @@ def _fista_chunk(op: LinearOperator, b: torch.Tensor, lam: float, step: float, w
             it += 1
             if it >= max_iter:
                 break
-        obj = lasso_objective(op, w, b, lam)
+        obj = lasso_objective(op, w, b, lam, low, high)
         # Per sample: the relative objective change per iteration, averaged over the iterations since the
         # last check (so `tol` means the same whether one checks every iteration or every k).
         done = (prev - obj).abs() <= tol * (it - it_before) * obj.abs().clamp_min(1e-30)
@@ -337,6 +356,8 @@ def _fista_chunk(op: LinearOperator, b: torch.Tensor, lam: float, step: float, w
                 break
             # Compact the active set (at checks only): converged samples stop costing work.
             idx, b, prev = idx[keep], b[keep], obj[keep]
+            low = None if low is None else low[keep]
+            high = None if high is None else high[keep]
             w, v = w[keep], v[keep]
             u, tmp, grad = torch.empty_like(w), torch.empty_like(w), torch.empty_like(w)
         else:
@@ -346,8 +367,12 @@ def _fista_chunk(op: LinearOperator, b: torch.Tensor, lam: float, step: float, w
 
 def fista_lasso(op: LinearOperator, b: torch.Tensor, lam: float, *, lipschitz: float | None = None,
                 max_iter: int = 500, tol: float = 1e-5, check_every: int = 10, chunk_size: int = 16,
-                w0: torch.Tensor | None = None) -> FistaResult:
+                w0: torch.Tensor | None = None, low: torch.Tensor | None = None,
+                high: torch.Tensor | None = None) -> FistaResult:
     """Solve min_w ‖A w − b‖² + λ‖w‖₁ (eq. 8) for every sample of b (n, *out_shape) with FISTA.
+
+    ``low`` / ``high``: optional 0/1 masks shaped like b marking censored entries (only A w − b > 0,
+    resp. < 0, is penalised there; see :func:`censor_residual_`).
 
     Step 1/L with L = 2‖A‖₂² (``lipschitz``; computed by power iteration when None). The objective is
     evaluated every ``check_every`` iterations (each evaluation costs one extra application of A); a sample
@@ -359,21 +384,29 @@ def fista_lasso(op: LinearOperator, b: torch.Tensor, lam: float, *, lipschitz: f
         raise ConfigError("fista_lasso: need lam >= 0, tol >= 0, max_iter, check_every, chunk_size >= 1")
     if tuple(b.shape[1:]) != op.out_shape:
         raise ConfigError(f"b has shape {tuple(b.shape[1:])}, the operator outputs {op.out_shape}")
+    low, high = (None if m is None else _mask(m, b, name) for m, name in ((low, "low"), (high, "high")))
     L = lipschitz_constant(op) if lipschitz is None else float(lipschitz)
     n = b.shape[0]
     if L <= 0 or n == 0:
         w = torch.zeros(n, *op.in_shape, dtype=b.dtype) if w0 is None else w0.clone()
-        return FistaResult(w, lasso_objective(op, w, b, lam) if n else torch.zeros(0, dtype=torch.float64),
+        return FistaResult(w, lasso_objective(op, w, b, lam, low, high) if n else torch.zeros(0, dtype=torch.float64),
                            torch.zeros(n, dtype=torch.int64))
     ws, objs, its = [], [], []
     with torch.no_grad():
         for s in range(0, n, chunk_size):
             part = _fista_chunk(op, b[s:s + chunk_size], lam, 1.0 / L, None if w0 is None else w0[s:s + chunk_size],
-                                max_iter, tol, check_every)
+                                max_iter, tol, check_every, None if low is None else low[s:s + chunk_size],
+                                None if high is None else high[s:s + chunk_size])
             ws.append(part[0])
             objs.append(part[1])
             its.append(part[2])
     return FistaResult(torch.cat(ws), torch.cat(objs), torch.cat(its))
+
+
+def _mask(m: torch.Tensor, b: torch.Tensor, name: str) -> torch.Tensor:
+    if tuple(m.shape) != tuple(b.shape):
+        raise ConfigError(f"{name} mask has shape {tuple(m.shape)}, b has {tuple(b.shape)}")
+    return m.to(b.dtype)
 
 
 # -- eq. 5: final-layer inversion --------------------------------------------------------------------------------
@@ -387,13 +420,18 @@ def preimage(x: torch.Tensor, *, clip_eps: float = 1e-3) -> torch.Tensor:
 def invert_final_layer(op: LinearOperator, x: torch.Tensor, z_bar: torch.Tensor, lam: float, *,
                        bias: torch.Tensor | None = None, lipschitz: float | None = None, clip_eps: float = 1e-3,
                        output_inverse: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                       **fista_kw: Any) -> FistaResult:
+                       censor: bool = False, **fista_kw: Any) -> FistaResult:
     """FLIPAD eq. 5: ẑ = argmin_z ‖A z − o‖² + λ‖z − z̄‖₁ with o = atanh(clip(x)) − bias.
 
     Solved as the lasso of C.1 (eq. 8) in w = z − z̄ with b = o − A z̄; returns ``FistaResult`` whose ``w``
     is ẑ itself (z̄ added back). ``output_inverse`` replaces atanh for other output activations.
+    ``censor`` (not in the paper): pixels within ``clip_eps`` of ±1 only bound the pre-activation
+    (A z ≤ atanh(−1 + ε) at the dark end, ≥ at the bright end), so they enter as one-sided terms
+    (:func:`censor_residual_`) instead of pulling A z onto the clipping value.
     """
     o = (output_inverse(x) if output_inverse is not None else preimage(x, clip_eps=clip_eps)).to(torch.float32)
+    if censor:
+        fista_kw = {**fista_kw, "low": (x <= -1.0 + clip_eps).to(o.dtype), "high": (x >= 1.0 - clip_eps).to(o.dtype)}
     if bias is not None:
         o = o - bias.to(o.dtype)
     zb = z_bar.to(o.dtype).reshape(1, *op.in_shape)
@@ -402,6 +440,6 @@ def invert_final_layer(op: LinearOperator, x: torch.Tensor, z_bar: torch.Tensor,
     return FistaResult(res.w.add_(zb), res.objective, res.n_iter)
 
 
-__all__ = ["FistaResult", "LinearOperator", "fista_lasso", "invert_final_layer", "lasso_objective",
+__all__ = ["FistaResult", "LinearOperator", "censor_residual_", "fista_lasso", "invert_final_layer", "lasso_objective",
            "lipschitz_constant", "make_operator", "operator_from_config", "operator_from_module",
            "power_iteration", "preimage"]
