@@ -134,3 +134,23 @@ def test_rerunning_one_method_keeps_the_others_rows(tmp_path: Path) -> None:
     assert prov["flipad"]["command"] == "second" and prov["rawpad"]["command"] == "first"
     text = readme.read_text()
     assert "- `first`: table2/rawpad, table2/dctpad" in text and "- `second`: table2/flipad" in text
+
+
+def test_merge_results_copies_methods_with_their_provenance(tmp_path: Path) -> None:
+    from genattr.errors import DataError
+    from genattr.evaluation.flipad_experiments import merge_results, read_rows, save_experiment
+
+    cfg = FlipadConfig(runs=1)
+    row = {"experiment": "table1", "run": 0, "model": "fmnist-dcgan-s0", "other": "real", "perturbation": "none",
+           "metric": "accuracy", "value": 90.0, "n": 10}
+    save_experiment(tmp_path / "main" / "table1", [{**row, "method": "rawpad"}], [], ["rawpad"], cfg, "cmd-a")
+    save_experiment(tmp_path / "side" / "table1", [{**row, "method": "flipad-c", "value": 99.0}],
+                    [{"method": "flipad-c", "fit_s": 1.0}], ["flipad-c"], cfg, "cmd-b")
+    readme = merge_results(tmp_path / "side", tmp_path / "main")
+    rows = read_rows(tmp_path / "main" / "table1" / "rows.csv")
+    assert sorted(r["method"] for r in rows) == ["flipad-c", "rawpad"]
+    prov = json.loads((tmp_path / "main" / "table1" / "provenance.json").read_text())
+    assert prov["rawpad"]["command"] == "cmd-a" and prov["flipad-c"]["command"] == "cmd-b"
+    assert "flipad-c" in readme.read_text() and "cmd-b" in readme.read_text()
+    with pytest.raises(DataError):
+        merge_results(tmp_path / "nothing", tmp_path / "main")

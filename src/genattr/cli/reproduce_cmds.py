@@ -82,9 +82,19 @@ def flipad(
     quick: Annotated[bool, typer.Option(help="Tiny sizes (a smoke test; numbers are meaningless).")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable).")
                     ] = None,
+    merge_from: Annotated[list[Path] | None, typer.Option(
+        "--merge-from", help="Run nothing: copy the methods of these results directories (e.g. runs made in "
+                             "parallel with --out) into --out and rebuild its report (repeatable).")] = None,
 ) -> None:
     """Laszkiewicz et al. 2024 (FLIPAD and baselines): Tables 1, 2, 3 (+ AUC, timings, Fig. 4)."""
-    from genattr.evaluation.flipad_experiments import FlipadConfig, quick_config, reproduce_flipad
+    from genattr.evaluation.flipad_experiments import FlipadConfig, merge_results, quick_config, reproduce_flipad
+
+    if merge_from:
+        for src in merge_from:
+            report = merge_results(src, out)
+        console.print(f"[bold green]merged[/] {len(merge_from)} result director{'y' if len(merge_from) == 1 else 'ies'}"
+                      f" → {report}")
+        return
 
     cfg = (quick_config() if quick else FlipadConfig()).override(_parse_set(set_))
     parts = ["genattr", "reproduce", "flipad", *(["--out", str(out)] if out != Path("docs/results/flipad") else []),

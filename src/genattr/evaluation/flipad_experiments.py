@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from genattr.errors import ConfigError
+from genattr.errors import ConfigError, DataError
 from genattr.evaluation.sources import derive_seed
 
 EXPERIMENTS = ("table1", "table2", "table3")
@@ -376,10 +376,12 @@ def fig4(att: Any, g_name: str, sources: Mapping[str, torch.Tensor], out_dir: Pa
 
 
 def save_experiment(directory: Path, rows: list[dict[str, Any]], timings: list[dict[str, Any]] | None,
-                    methods: Sequence[str], config: FlipadConfig, command: str) -> list[dict[str, Any]]:
+                    methods: Sequence[str], config: FlipadConfig | None, command: str | None,
+                    provenance: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Write an experiment's rows, replacing only the rows of the methods just run: rerunning one method
     (``--set methods=flipad``) keeps the others' results. ``provenance.json`` records, per method, the
-    command and settings its rows came from (the report prints it). Returns all rows now on disk."""
+    command and settings its rows came from (the report prints it; ``provenance`` gives them ready-made, as
+    when merging). Returns all rows now on disk."""
     directory.mkdir(parents=True, exist_ok=True)
     ran = set(methods)
     old = read_rows(directory / "rows.csv") if (directory / "rows.csv").is_file() else []
@@ -391,7 +393,8 @@ def save_experiment(directory: Path, rows: list[dict[str, Any]], timings: list[d
         tpath.write_text(json.dumps([t for t in old_t if t["method"] not in ran] + timings, indent=2) + "\n")
     ppath = directory / "provenance.json"
     prov = json.loads(ppath.read_text()) if ppath.is_file() else {}
-    prov.update({m: {"command": command, "settings": asdict(config)} for m in methods})
+    prov.update({m: {"command": command, "settings": asdict(config)} for m in methods} if provenance is None
+                else {m: provenance[m] for m in methods})
     ppath.write_text(json.dumps(prov, indent=2, default=list) + "\n")
     return merged
 
@@ -560,6 +563,31 @@ def write_report(out: Path, config: FlipadConfig, command: str = COMMAND) -> Pat
     return readme
 
 
+def merge_results(src: str | Path, out: str | Path, config: FlipadConfig | None = None) -> Path:
+    """Copy the methods found in another results directory (e.g. one run in parallel with ``--out``) into
+    ``out``, replacing those methods' rows, timings and provenance there; rebuilds the report."""
+    src, out = Path(src), Path(out)
+    found = False
+    for exp in EXPERIMENTS:
+        d = src / exp
+        if not (d / "rows.csv").is_file() or not (d / "provenance.json").is_file():
+            continue
+        found = True
+        rows = read_rows(d / "rows.csv")
+        prov = json.loads((d / "provenance.json").read_text())
+        methods = sorted({r["method"] for r in rows})
+        missing = [m for m in methods if m not in prov]
+        if missing:
+            raise DataError(f"{d}: rows of {missing} have no provenance")
+        tpath = d / "timings.json"
+        timings = json.loads(tpath.read_text()) if tpath.is_file() else None
+        save_experiment(out / exp, rows, None if timings is None else [t for t in timings if t["method"] in methods],
+                        methods, None, None, provenance=prov)
+    if not found:
+        raise DataError(f"{src}: no experiment results (table1/rows.csv, …) to merge")
+    return write_report(out, config or FlipadConfig(), "see the list of commands below")
+
+
 def reproduce_flipad(out: str | Path = "docs/results/flipad", *, config: FlipadConfig | None = None,
                      only: Sequence[str] | None = None, command: str = COMMAND,
                      log: Callable[[str], None] = print, loader: Callable[[str], Any] = _load,
@@ -604,6 +632,6 @@ def reproduce_flipad(out: str | Path = "docs/results/flipad", *, config: FlipadC
     return readme
 
 
-__all__ = ["EXPERIMENTS", "METHODS", "PAPER", "FlipadConfig", "fig4", "pair_metrics", "quick_config",
+__all__ = ["EXPERIMENTS", "METHODS", "PAPER", "FlipadConfig", "fig4", "merge_results", "pair_metrics", "quick_config",
            "read_rows", "real_images", "reproduce_flipad", "run_one", "sample_model", "ship", "summarize",
            "write_report"]
