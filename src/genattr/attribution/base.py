@@ -303,7 +303,7 @@ class Attributor:
             counts = {}
             for name, imgs in x_in.items():
                 j = self.candidates_.index(name)
-                s = self.decision_function(check_images(imgs, what=f"x_in[{name!r}]"))[:, j]
+                s = self._fnr_calibration_scores(name, check_images(imgs, what=f"x_in[{name!r}]"), target_fnr)
                 thresholds[j] = threshold_at_fnr(s, target_fnr)
                 counts[name] = int(s.shape[0])
             self.calibration_ = {"mode": "fnr", "target": float(target_fnr), "n": counts}
@@ -316,6 +316,12 @@ class Attributor:
             self.calibration_ = {"mode": "fpr", "target": float(target_fpr), "n": int(s.shape[0])}
         self.thresholds_ = thresholds
         return self
+
+    def _fnr_calibration_scores(self, name: str, x: torch.Tensor, target_fnr: float) -> torch.Tensor:
+        """Scores of candidate ``name`` on its held-out images for FNR calibration. Subclasses whose score
+        scaling is itself set from held-out data (e.g. a fusion of detectors) adapt it here first, from the
+        same images and in one pass."""
+        return self.decision_function(x)[:, self.candidates_.index(name)]
 
     def set_thresholds(self, thresholds: Mapping[str, float] | Sequence[float] | torch.Tensor) -> Self:
         """Set thresholds directly (e.g. Yu et al. 2022's fixed 121-of-128 bit-match rule)."""

@@ -237,17 +237,14 @@ class DeepSADAttributor(SingleModelAttributor):
             return anomaly_score(self.net_, self.center_, feats)
         return fuse_max(self._component_anomalies(feats), self.fusion_center_, self.fusion_scale_)
 
-    def calibrate(self, x_in: Mapping[str, torch.Tensor] | None = None, *, target_fnr: float | None = None,
-                  negatives: torch.Tensor | None = None, target_fpr: float | None = None) -> Self:
-        """The contract's calibration; with two detectors an FNR calibration first puts both on the common
-        scale from the held-out images (each detector's own threshold at FNR target/2), then sets τ."""
-        if "gauss_mean_" in vars(self) and x_in is not None and target_fnr is not None and negatives is None \
-                and isinstance(x_in, Mapping) and len(x_in) == 1 and 0 < target_fnr < 1:
-            (imgs,) = x_in.values()
-            feats = self._net_input(self._check(check_images(imgs, what="x_in")))
-            if feats.shape[0]:
-                self._set_fusion(self._component_anomalies(feats), target_fnr / 2)
-        return super().calibrate(x_in, target_fnr=target_fnr, negatives=negatives, target_fpr=target_fpr)
+    def _fnr_calibration_scores(self, name: str, x: torch.Tensor, target_fnr: float) -> torch.Tensor:
+        """With two detectors, first put both on the common scale from these held-out images (each
+        detector's own threshold at FNR target/2), then score them — features computed once."""
+        if "gauss_mean_" not in vars(self) or not 0 < target_fnr < 1 or x.shape[0] == 0:
+            return super()._fnr_calibration_scores(name, x, target_fnr)
+        comps = self._component_anomalies(self._net_input(self._check(x)))
+        self._set_fusion(comps, target_fnr / 2)
+        return -fuse_max(comps, self.fusion_center_, self.fusion_scale_)
 
     def _decision_function(self, x: torch.Tensor) -> torch.Tensor:
         return -self.anomaly_score(x)[:, None]
