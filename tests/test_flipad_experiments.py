@@ -154,3 +154,23 @@ def test_merge_results_copies_methods_with_their_provenance(tmp_path: Path) -> N
     assert "flipad-c" in readme.read_text() and "cmd-b" in readme.read_text()
     with pytest.raises(DataError):
         merge_results(tmp_path / "nothing", tmp_path / "main")
+
+
+def test_a_variant_with_its_own_n_train_gets_as_many_negatives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    import genattr.evaluation.flipad_experiments as fe
+
+    seen: dict[str, int] = {}
+    real_run_one = fe.run_one
+
+    def spy(method: str, *args, negatives: torch.Tensor, **kw):  # type: ignore[no-untyped-def]
+        seen[method] = int(negatives.shape[0])
+        return real_run_one(method, *args, negatives=negatives, **kw)
+
+    monkeypatch.setattr(fe, "run_one", spy)
+    base = _config()
+    cfg = FlipadConfig(**{**base.__dict__, "methods": ("rawpad", "rawpad+g"), "runs": 1, "models": ("fmnist-dcgan-s0",),
+                          "params": {**base.params, "rawpad+g": {"n_train": 48}}})
+    reproduce_flipad(tmp_path, config=cfg, only=["table1"], loader=_loader, real_train=negatives(64, 0),
+                     real_test=negatives(32, 1), log=lambda m: None)
+    assert seen == {"rawpad": 32, "rawpad+g": 48}

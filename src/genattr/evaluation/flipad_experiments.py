@@ -40,7 +40,9 @@ PAPER_METHODS = ("sm-f", "sm-inv", "rawpad", "dctpad", "flipad")
 GAUSS = {"detector": "deep-sad+gaussian"}
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "rawpad+g": ("rawpad", GAUSS), "dctpad+g": ("dctpad", GAUSS), "flipad+g": ("flipad", GAUSS),
-    "flipad-c": ("flipad", {"data_term": "censored"}), "flipad-c+g": ("flipad", {"data_term": "censored", **GAUSS})}
+    "flipad-c": ("flipad", {"data_term": "censored"}), "flipad-c+g": ("flipad", {"data_term": "censored", **GAUSS}),
+    # the paper's n_tr = 10k + 10k (not in the default method list: ~40 min per run of Table 1 on one core)
+    "flipad-c+g-10k": ("flipad", {"data_term": "censored", **GAUSS, "n_train": 10_000})}
 METHODS = (*PAPER_METHODS, *VARIANTS)
 REAL = "real"
 COMMAND = "genattr reproduce flipad"
@@ -176,11 +178,16 @@ def pair_metrics(s_pos: torch.Tensor, s_neg: torch.Tensor, threshold: float) -> 
     return {"accuracy": 100 * (tpr + tnr) / 2, "auc": 100 * auc, "tpr": 100 * tpr, "tnr": 100 * tnr}
 
 
+def _method_params(method: str, config: FlipadConfig) -> tuple[str, dict[str, Any]]:
+    """(registry name, hyperparameters) of a method or variant, with ``config.params`` applied."""
+    base, extra = VARIANTS.get(method, (method, {}))
+    return base, {**extra, **config.params.get(base, {}), **config.params.get(method, {})}
+
+
 def make_attributor(method: str, config: FlipadConfig, seed: int) -> Any:
     from genattr.attribution import create_attributor
 
-    base, extra = VARIANTS.get(method, (method, {}))
-    params = {**extra, **config.params.get(base, {}), **config.params.get(method, {})}
+    base, params = _method_params(method, config)
     if base not in ("sm-inv",):
         params.setdefault("n_train", config.n_train)
     params.setdefault("seed", seed)
@@ -278,6 +285,10 @@ def _single_model_experiment(experiment: str, models: Sequence[str], others_of: 
                 if run >= _runs(method, config):
                     continue
                 n_test = _n_test(method, config)
+                n_tr = int(_method_params(method, config)[1].get("n_train", config.n_train))
+                # same seed: the first n_train negatives are the shared ones
+                neg_m = neg if n_tr == config.n_train else _subset(
+                    real_train, n_tr, derive_seed(config.seed, experiment, run, "negatives"))
                 g_test = sample_model(gens[g_name], n_test, derive_seed(config.seed, experiment, run, "test", g_name))
                 sources = {o: (_subset(real_test, n_test, derive_seed(config.seed, experiment, run, "test", o))
                                if o == REAL else
@@ -287,7 +298,7 @@ def _single_model_experiment(experiment: str, models: Sequence[str], others_of: 
                 # SM-Inv: calibrate on as many images as it tests on (each costs restarts × steps G passes)
                 v = val[:n_test] if method == "sm-inv" else val
                 res = run_one(method, gens[g_name], g_name, sources, config=config, run=run, experiment=experiment,
-                              negatives=neg, positives=None, validation=v, g_test=g_test)
+                              negatives=neg_m, positives=None, validation=v, g_test=g_test)
                 rows += res.rows
                 timing_rows.append({"run": run, "model": g_name, "method": method, **res.timings})
                 if figures and run == 0 and method == "flipad":
