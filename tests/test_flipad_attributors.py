@@ -76,7 +76,7 @@ class _GaussianContract(_SingleModelContract):
 
 
 class TestFLIPADWithGaussianContract(_GaussianContract):
-    """FLIPAD with the censored data term and the second (Gaussian) detector (extra state, calibrate override)."""
+    """FLIPAD with the censored data term and the second (Gaussian) detector (extra state, calibration hook)."""
 
     score_atol = 1e-4
 
