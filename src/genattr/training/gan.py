@@ -202,20 +202,33 @@ class TrainResult:
 
 def train_gan(cfg: TrainConfig, out_dir: str | Path, *, images: torch.Tensor | None = None,
               resume: bool = True, progress: bool = True,
-              on_epoch: Callable[[int, Generator], None] | None = None) -> TrainResult:
+              on_epoch: Callable[[int, Generator, list[dict[str, float]]], bool | None] | None = None
+              ) -> TrainResult:
     """Train one GAN; writes checkpoints, sample grids and finally ``generator/`` (save_pretrained).
 
     ``images``: float (N,C,32,32) in [-1, 1]; default loads ``cfg.data`` (Fashion-MNIST train, padded to 32).
+    ``on_epoch(epoch, G, history)`` runs before each checkpoint (G in eval mode); it may add metrics to
+    ``history[-1]`` (they are checkpointed) and return True to stop early (a converged run): the stop is
+    recorded, so resuming a stopped run with the same config trains no further.
     """
+    cfg = cfg.resolved()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    threads_before = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _train(cfg, out, images, resume, progress, on_epoch)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(cfg: TrainConfig, out: Path, images: torch.Tensor | None, resume: bool, progress: bool,
+           on_epoch: Callable[[int, Generator, list[dict[str, float]]], bool | None] | None) -> TrainResult:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from genattr.data import load_dataset, save_png
 
-    cfg = cfg.resolved()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     if images is None:
         images = load_dataset(cfg.data, "train").to_model(32)
     if cfg.limit is not None:
@@ -226,14 +239,16 @@ def train_gan(cfg: TrainConfig, out_dir: str | Path, *, images: torch.Tensor | N
     if n < cfg.batch_size:
         raise ConfigError(f"{n} training images is fewer than one batch of {cfg.batch_size}")
 
-    torch.manual_seed(cfg.seed)  # weight init
-    G = create_generator(cfg.arch, latent_dim=cfg.latent_dim, channels=channels, ngf=cfg.ngf)
-    D = make_discriminator(cfg, channels)
+    with torch.random.fork_rng(devices=[]):  # weight init from cfg.seed without touching the caller's RNG
+        torch.manual_seed(cfg.seed)
+        G = create_generator(cfg.arch, latent_dim=cfg.latent_dim, channels=channels, ngf=cfg.ngf)
+        D = make_discriminator(cfg, channels)
+        init_rng = torch.get_rng_state()
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=cfg.betas)  # type: ignore[arg-type]
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)  # type: ignore[arg-type]
     noise = torch.Generator().manual_seed(cfg.seed + 1_000_003)
     fixed_z = torch.randn(64, cfg.latent_dim, generator=torch.Generator().manual_seed(cfg.seed + 7))
-    start_epoch, step, history, elapsed = 0, 0, [], 0.0
+    start_epoch, step, history, elapsed, stopped = 0, 0, [], 0.0, False
 
     ckpt = out / CHECKPOINT
     if resume and ckpt.is_file():
@@ -253,18 +268,24 @@ def train_gan(cfg: TrainConfig, out_dir: str | Path, *, images: torch.Tensor | N
         _restore_optimizer("opt_g", opt_g, t, meta["opt_g"])
         _restore_optimizer("opt_d", opt_d, t, meta["opt_d"])
         noise.set_state(t["rng.noise"])
-        torch.set_rng_state(t["rng.torch"])
         start_epoch, step, history, elapsed = meta["epoch"], meta["step"], meta["history"], meta["seconds"]
+        stopped = bool(meta.get("stopped", False))
+        init_rng = t["rng.torch"]
 
     steps_per_epoch = n // cfg.batch_size
     t0 = time.perf_counter() - elapsed
     G.train()
     D.train()
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[stats]}"), TimeRemainingColumn(), disable=not progress) as bar:
-        task = bar.add_task(f"{cfg.arch} s{cfg.seed}", total=cfg.epochs * steps_per_epoch,
+    # Dropout in the discriminators draws from the global RNG; run the loop on a fork seeded from the run's
+    # own state (checkpointed) so training is reproducible and the caller's RNG is left as it was.
+    end_epoch = start_epoch if stopped else cfg.epochs
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[stats]}"), TimeRemainingColumn())
+    with torch.random.fork_rng(devices=[]), Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task(f"{cfg.arch} s{cfg.seed}", total=end_epoch * steps_per_epoch,
                             completed=start_epoch * steps_per_epoch, stats="")
-        for epoch in range(start_epoch, cfg.epochs):
+        torch.set_rng_state(init_rng)
+        for epoch in range(start_epoch, end_epoch):
             order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
             sums = {"loss_d": 0.0, "loss_g": 0.0}
             g_steps = 0
@@ -296,19 +317,25 @@ def train_gan(cfg: TrainConfig, out_dir: str | Path, *, images: torch.Tensor | N
                 with torch.no_grad():
                     save_png(G(fixed_z), out / "samples" / f"epoch_{epoch + 1:03d}.png", scale=2)
                 G.train()
-            _save_checkpoint(out, cfg, G, D, opt_g, opt_d, noise, epoch + 1, step, history,
-                             time.perf_counter() - t0)
             if on_epoch is not None:
-                on_epoch(epoch + 1, G)
+                G.eval()
+                stopped = bool(on_epoch(epoch + 1, G, history))
+                G.train()
+            _save_checkpoint(out, cfg, G, D, opt_g, opt_d, noise, epoch + 1, step, history,
+                             time.perf_counter() - t0, stopped)
+            if stopped:
+                end_epoch = epoch + 1
+                break
     G.eval()
-    seconds = time.perf_counter() - t0
-    G.save_pretrained(out / "generator", extra={"train_config": asdict(cfg), "train_seconds": seconds})
-    return TrainResult(G, out, cfg.epochs, seconds, history)
+    seconds = history[-1]["seconds"] if history else time.perf_counter() - t0
+    G.save_pretrained(out / "generator", extra={"train_config": asdict(cfg), "train_seconds": seconds,
+                                                "epochs_done": end_epoch, "stopped_early": stopped})
+    return TrainResult(G, out, end_epoch, seconds, history)
 
 
 def _save_checkpoint(out: Path, cfg: TrainConfig, G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
                      opt_d: torch.optim.Optimizer, noise: torch.Generator, epoch: int, step: int,
-                     history: list[dict[str, float]], seconds: float) -> None:
+                     history: list[dict[str, float]], seconds: float, stopped: bool = False) -> None:
     from safetensors.torch import save_file
 
     tensors = {f"G.{k}": v.detach().clone().contiguous() for k, v in G.state_dict().items()}
@@ -319,7 +346,7 @@ def _save_checkpoint(out: Path, cfg: TrainConfig, G: nn.Module, D: nn.Module, op
     tensors["rng.noise"] = noise.get_state()
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {"config": asdict(cfg), "epoch": epoch, "step": step, "history": history, "seconds": seconds,
-            "opt_g": mg, "opt_d": md}
+            "opt_g": mg, "opt_d": md, "stopped": stopped}
     # One file (state in the safetensors metadata), written then renamed: an interrupted save never
     # leaves a checkpoint whose tensors and bookkeeping disagree.
     tmp = out / (CHECKPOINT + ".tmp")

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from genattr.zoo import CLASSIFIER, MANIFEST, sha256_file, zoo_dir
-from genattr.zoo.recipes import RECIPES, Recipe, recipe
+from genattr.zoo.recipes import FD_EVAL_N, RECIPES, Recipe, converged, recipe
 
 
 def docs_dir(root: Path) -> Path:
@@ -47,17 +47,53 @@ def build_classifier(root: Path, *, epochs: int = 3, seed: int = 0, progress: bo
             "rebuild": f"genattr zoo rebuild --only {CLASSIFIER}"}
 
 
-def build_generator(r: Recipe, root: Path, runs: Path, *, progress: bool = True) -> dict[str, Any]:
-    from genattr.data import fashion_mnist_sha256
+class EpochFD:
+    """Per-epoch convergence probe: FD of ``n`` samples (fixed latents) against ``n`` real test images in
+    the zoo classifier's feature space, recorded in the run's history as ``fd_2k``; asks the trainer to
+    stop once :func:`genattr.zoo.recipes.converged` says the curve has flattened."""
+
+    def __init__(self, root: Path, *, n: int = FD_EVAL_N, seed: int = 4321, min_epochs: int = 5) -> None:
+        from genattr.data import load_fashion_mnist
+        from genattr.metrics.functional import feature_stats
+        from genattr.training.classifier import FashionClassifier
+
+        self.clf = FashionClassifier.from_pretrained(root / CLASSIFIER)
+        self.n, self.seed, self.min_epochs = n, seed, min_epochs
+        self.real = feature_stats(self.clf.embed(load_fashion_mnist("test").to_model(32)[:n]).double().numpy())
+
+    def fd(self, G: Any) -> float:
+        from genattr.metrics.functional import feature_stats, frechet_distance_from_stats
+
+        with torch.no_grad():
+            x = G.sample(self.n, torch.Generator().manual_seed(self.seed))
+        return frechet_distance_from_stats(*feature_stats(self.clf.embed(x).double().numpy()), *self.real)
+
+    def __call__(self, epoch: int, G: Any, history: list[dict[str, float]]) -> bool:
+        history[-1]["fd_2k"] = self.fd(G)
+        _log(f"  epoch {epoch}: FD(2k) {history[-1]['fd_2k']:.2f}")
+        return converged([h["fd_2k"] for h in history if "fd_2k" in h], min_epochs=self.min_epochs)
+
+
+def train_generator(r: Recipe, root: Path, runs: Path, *, progress: bool = True) -> Any:
+    """Train (or resume) one recipe under ``runs/<name>`` with the per-epoch FD probe; no zoo writes."""
     from genattr.training import train_gan
 
-    res = train_gan(r.train_config(), runs / r.name, progress=progress)
+    return train_gan(r.train_config(), runs / r.name, progress=progress,
+                     on_epoch=EpochFD(root, min_epochs=r.min_epochs))
+
+
+def build_generator(r: Recipe, root: Path, runs: Path, *, progress: bool = True) -> dict[str, Any]:
+    from genattr.data import fashion_mnist_sha256
+
+    res = train_generator(r, root, runs, progress=progress)
     dest = root / r.name
     if dest.exists():
         shutil.rmtree(dest)
     shutil.copytree(runs / r.name / "generator", dest)
     return {"kind": "generator", "arch": r.arch, "config": res.generator.config, "seed": r.seed,
-            "epochs": r.epochs, "train_config": {k: v for k, v in vars(r.train_config().resolved()).items()},
+            "epochs": res.epochs_done, "epoch_cap": r.epochs,
+            "fd_curve": [round(h["fd_2k"], 3) for h in res.history if "fd_2k" in h],
+            "train_config": {k: v for k, v in vars(r.train_config().resolved()).items()},
             "data": "fashion-mnist train", "data_sha256": fashion_mnist_sha256("train"),
             "file_sha256": sha256_file(dest / "model.safetensors"), "train_seconds": round(res.seconds, 1),
             "rebuild": f"genattr zoo rebuild --only {r.name}"}
