@@ -81,8 +81,8 @@ def test_demo_flipad_step_on_a_shipped_detector(tiny_zoo: Path, tmp_path: Path) 
 
     from genattr import zoo
     from genattr.attribution import Attributor
+    from genattr.attribution.shipping import ship_attributor
     from genattr.demo import flipad_step
-    from genattr.evaluation.shipping import ship_attributor
 
     out = tmp_path / "att"
     r = runner.invoke(app, ["flipad", "fit", "--model", "tiny-dcgan", "--negatives", "tiny-lsgan", "--out", str(out),
@@ -103,7 +103,7 @@ def test_demo_flipad_step_on_a_shipped_detector(tiny_zoo: Path, tmp_path: Path) 
 def test_score_verifies_a_shipped_detector(tiny_zoo: Path, tmp_path: Path) -> None:
     from genattr import zoo
     from genattr.attribution import Attributor
-    from genattr.evaluation.shipping import ship_attributor
+    from genattr.attribution.shipping import ship_attributor
 
     out = tmp_path / "att"
     assert runner.invoke(app, ["flipad", "fit", "--model", "tiny-dcgan", "--negatives", "tiny-lsgan", "--out",

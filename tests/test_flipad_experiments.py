@@ -95,8 +95,8 @@ def test_config_override_and_errors(tmp_path: Path) -> None:
 
 
 def test_reproduce_ships_the_first_run_flipad(tmp_path: Path) -> None:
+    from genattr.attribution.shipping import load_shipped
     from genattr.errors import IntegrityError
-    from genattr.evaluation.shipping import load_shipped
 
     models = tmp_path / "models"
     reproduce_flipad(tmp_path, config=_config(), only=["table1"], loader=_loader, real_train=negatives(64, 0),

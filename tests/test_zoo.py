@@ -56,11 +56,29 @@ def test_missing_weights_and_manifest(tiny_zoo: Path, tmp_path: Path, monkeypatc
 
 def test_recipes_cover_the_issue() -> None:
     names = {r.name for r in RECIPES}
-    assert {"fmnist-dcgan-s0", "fmnist-wgangp-s0", "fmnist-lsgan-s0", "fmnist-ebgan-s0"} <= names
+    assert {r.arch for r in RECIPES} == {"dcgan", "wgan_gp", "lsgan", "ebgan"}
     assert {f"fmnist-dcgan-s{i}" for i in range(5)} <= names
     assert recipe("fmnist-dcgan-s3").seed == 3
     with pytest.raises(UnknownNameError):
         recipe("nope")
+
+
+def test_recipes_have_distinct_seeds_named_in_their_names() -> None:
+    seeds = [r.seed for r in RECIPES]
+    assert len(set(seeds)) == len(seeds), "two zoo entries share a seed (near-twin generators)"
+    for r in RECIPES:
+        assert r.name.endswith(f"-s{r.seed}")
+
+
+def test_converged_waits_for_a_flat_curve() -> None:
+    from genattr.zoo.recipes import converged
+
+    falling = [300.0, 150.0, 90.0, 60.0, 45.0, 35.0, 28.0]
+    assert not converged(falling)
+    flat = [300.0, 150.0, 90.0, 60.0, 40.0, 39.5, 40.2, 39.0]
+    assert converged(flat)
+    assert not converged(flat[:3])  # never before min_epochs
+    assert not converged([300.0, 40.0, 39.0, 38.0], min_epochs=5)
 
 
 shipped = pytest.mark.skipif(not (SHIPPED / "manifest.json").is_file(), reason="zoo not built in this checkout")

@@ -20,7 +20,7 @@ def _demo_images(name: str, n: int, seed: int) -> torch.Tensor:
     """n real test images, or n fresh 8-bit-quantised samples of a zoo model (as PNGs would be)."""
     from genattr import zoo
     from genattr.data import load_fashion_mnist, to_model, to_uint8
-    from genattr.evaluation.sources import derive_seed
+    from genattr.sampling import derive_seed
 
     if name == "real":
         return load_fashion_mnist("test").to_model(32)[:n]
@@ -147,8 +147,8 @@ def flipad_step(*, n: int, seed: int, console: Console, models_dir: str | Path |
     """Ask the shipped FLIPAD detector of ``model`` about fresh images of every zoo model and real images;
     None (and one line) when it is not shipped."""
     from genattr import zoo
+    from genattr.attribution.shipping import load_shipped
     from genattr.errors import GenattrError
-    from genattr.evaluation.shipping import load_shipped
 
     models_dir = _MODELS / "flipad" if models_dir is None else Path(models_dir)
     try:

@@ -11,7 +11,7 @@ import torch
 from genattr.attribution.base import Attributor, Capabilities, InvalidInputError, check_images
 from genattr.attribution.registry import register_attributor
 from genattr.errors import ConfigError
-from genattr.evaluation.sources import derive_seed, draw
+from genattr.sampling import derive_seed, draw
 
 
 @register_attributor("nearest-mean")

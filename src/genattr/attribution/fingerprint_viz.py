@@ -32,7 +32,7 @@ from genattr.attribution.gan_fingerprint import collect_training_data
 from genattr.attribution.passive_baselines import normalized_correlation
 from genattr.attribution.registry import register_attributor
 from genattr.errors import ConfigError
-from genattr.evaluation.sources import derive_seed
+from genattr.sampling import derive_seed
 
 
 class ReconstructionAE(nn.Module):
@@ -240,7 +240,7 @@ def plot_fingerprints(att: FingerprintVisNet, images: Mapping[str, torch.Tensor]
                       *, title: str = "") -> tuple[Path, np.ndarray]:
     """Figure 7: model fingerprints (top row), one image fingerprint per source (left column) and their
     response matrix; returns (path, mean response matrix over all given images [source i, fingerprint j])."""
-    from genattr.evaluation.plots import _figure
+    from genattr.figures import figure
 
     names = list(att.candidates_)
     srcs = [s for s in names if s in images]
@@ -252,7 +252,7 @@ def plot_fingerprints(att: FingerprintVisNet, images: Mapping[str, torch.Tensor]
         mean_resp[i] = normalized_correlation(fp, att.model_fingerprints_).mean(0).numpy()
         examples[s] = (images[s][0], fp[0])
     cell = 1.1
-    fig = _figure(cell * (k + 2) + 1.0, cell * (len(srcs) + 1) + 0.8)
+    fig = figure(cell * (k + 2) + 1.0, cell * (len(srcs) + 1) + 0.8)
     gs = fig.add_gridspec(len(srcs) + 1, k + 2)
     def short(name: str) -> str:  # zoo names share a prefix; keep the titles from overlapping
         return name.removeprefix("fmnist-")

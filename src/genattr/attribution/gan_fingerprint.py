@@ -38,7 +38,7 @@ from torch import nn
 from genattr.attribution.base import Attributor, Capabilities, InvalidInputError, check_images
 from genattr.attribution.registry import register_attributor
 from genattr.errors import ConfigError
-from genattr.evaluation.sources import derive_seed, draw
+from genattr.sampling import derive_seed, draw
 
 VARIANTS = ("full", "lowpass", "highpass")
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from genattr.attribution.base import Attributor, Capabilities, InvalidInputError, check_images
 from genattr.attribution.registry import register_attributor
 from genattr.errors import ConfigError
-from genattr.evaluation.sources import derive_seed, draw
+from genattr.sampling import derive_seed, draw
 
 DENOISERS = ("wiener", "box", "gaussian")
 

@@ -29,7 +29,7 @@ def _load_source(spec: str, n: int, seed: int, image_size: int) -> tuple[str, An
     import torch
 
     from genattr.data import load_image_folder, to_model, to_uint8
-    from genattr.evaluation.sources import derive_seed
+    from genattr.sampling import derive_seed
 
     if "=" in spec:
         name, folder = spec.split("=", 1)

@@ -47,7 +47,7 @@ def load_negatives(spec: str, n: int, seed: int) -> Any:
     import torch
 
     from genattr.evaluation.flipad_experiments import real_images, sample_model
-    from genattr.evaluation.sources import derive_seed
+    from genattr.sampling import derive_seed
 
     if spec == "real":
         x = real_images("train")
@@ -102,7 +102,7 @@ def _fit(model: str, out: Path, negatives: str, method: str, n_train: int, n_val
     from genattr import zoo
     from genattr.attribution import create_attributor
     from genattr.evaluation.flipad_experiments import sample_model
-    from genattr.evaluation.sources import derive_seed
+    from genattr.sampling import derive_seed
 
     if method != "sm-inv":
         params.setdefault("n_train", n_train)
@@ -123,7 +123,7 @@ def _fit(model: str, out: Path, negatives: str, method: str, n_train: int, n_val
 
 def _load_checked(directory: Path) -> Any:
     """A shipped detector (listed in ``<parent>/manifest.json``) is loaded only after its sha256 check."""
-    from genattr.evaluation.shipping import load_shipped
+    from genattr.attribution.shipping import load_shipped
 
     manifest = directory.parent / "manifest.json"
     if not manifest.is_file():

@@ -3,7 +3,7 @@ perturbation grid in; a tidy results table (CSV + JSON) and confusion-matrix / R
 
 from genattr.evaluation.plots import plot_confusion_matrix, plot_roc
 from genattr.evaluation.runner import ALL, COLUMNS, EvaluationResult, evaluate
-from genattr.evaluation.sources import SamplingSource, Source, derive_seed, draw, source_size
+from genattr.sampling import SamplingSource, Source, derive_seed, draw, source_size
 
 __all__ = [
     "ALL", "COLUMNS", "EvaluationResult", "SamplingSource", "Source", "derive_seed", "draw", "evaluate",

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from genattr.errors import ConfigError, DataError
-from genattr.evaluation.sources import derive_seed
+from genattr.sampling import derive_seed
 
 EXPERIMENTS = ("table1", "table2", "table3")
 PAPER_METHODS = ("sm-f", "sm-inv", "rawpad", "dctpad", "flipad")
@@ -148,7 +148,7 @@ def quantize(x: torch.Tensor) -> torch.Tensor:
 
 def sample_model(g: Any, n: int, seed: int) -> torch.Tensor:
     """n 8-bit-quantised samples of a generator (as saved PNGs), deterministic in ``seed``."""
-    from genattr.evaluation.sources import draw
+    from genattr.sampling import draw
 
     return quantize(draw(g, n, torch.Generator().manual_seed(seed)))
 
@@ -240,7 +240,7 @@ def run_one(method: str, g: Any, g_name: str, test_sources: Mapping[str, torch.T
 def ship(res: FitResult, g_name: str, config: FlipadConfig, models_dir: Path, command: str,
          experiment: str) -> Path:
     """Ship the first run's calibrated FLIPAD for G (used by `genattr demo` and `genattr flipad score`)."""
-    from genattr.evaluation.shipping import ship_attributor
+    from genattr.attribution.shipping import ship_attributor
 
     acc = {r["other"]: r["value"] for r in res.rows if r["metric"] == "accuracy"}
     return ship_attributor(res.attributor, models_dir, g_name, {

@@ -8,14 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(fig)
-    return fig
+from genattr.figures import figure
 
 
 def plot_confusion_matrix(matrix: np.ndarray, true_labels: Sequence[str], pred_labels: Sequence[str],
@@ -25,7 +18,7 @@ def plot_confusion_matrix(matrix: np.ndarray, true_labels: Sequence[str], pred_l
     rows = m.sum(axis=1, keepdims=True)
     norm = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
     size = max(3.5, 0.6 * max(len(true_labels), len(pred_labels)) + 2.0)
-    fig = _figure(size, size * 0.9)
+    fig = figure(size, size * 0.9)
     ax = fig.add_subplot(1, 1, 1)
     im = ax.imshow(norm, vmin=0.0, vmax=1.0, cmap="Blues")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true label")
@@ -49,7 +42,7 @@ def plot_confusion_matrix(matrix: np.ndarray, true_labels: Sequence[str], pred_l
 def plot_roc(curves: Mapping[str, tuple[np.ndarray, np.ndarray, float]], path: str | Path, *,
              title: str = "") -> Path:
     """One one-vs-rest ROC curve per candidate, with its AUC in the legend."""
-    fig = _figure(4.5, 4.0)
+    fig = figure(4.5, 4.0)
     ax = fig.add_subplot(1, 1, 1)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
     for name, (fpr, tpr, auc) in curves.items():

@@ -22,10 +22,10 @@ import torch
 
 from genattr import UNKNOWN
 from genattr.errors import ConfigError
-from genattr.evaluation.sources import Source, derive_seed, draw
 from genattr.metrics import functional as MF
 from genattr.perturbations.grids import GridEntry, as_grid
 from genattr.perturbations.transforms import Perturbation, select_params
+from genattr.sampling import Source, derive_seed, draw
 
 COLUMNS = ("source", "label", "perturbation", "family", "strength", "metric", "value", "n", "ci_low", "ci_high")
 ALL = "all"
@@ -123,7 +123,7 @@ def evaluate(attributor: Any, sources: Mapping[str, Source],
 
     Args:
         attributor: fitted, with ``candidates_`` and ``attribute(x)`` (the attribution contract).
-        sources: name → tensor / sampler / callable (see :mod:`genattr.evaluation.sources`).
+        sources: name → tensor / sampler / callable (see :mod:`genattr.sampling`).
         grid: a grid name (``genattr.perturbations.list_grids()``), ``{key: Perturbation}`` or entries.
         n_samples: images per source (tensor sources: at most this many; None = all of them).
         labels: the true label of each source: a candidate name or ``UNKNOWN`` (real data, unseen

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from genattr.errors import ConfigError, GenattrError
-from genattr.evaluation.sources import derive_seed
+from genattr.sampling import derive_seed
 
 # Run order: the seeds setup first, since components and immunisation start from its classifier.
 EXPERIMENTS = ("seeds", "architectures", "immunisation", "components", "visnet")
@@ -459,7 +459,7 @@ def visnet(cfg: Yu2019Config, cache: DataCache, out: Path, log: Callable[[str], 
 def ship_model(att: Any, models_dir: Path, name: str, *, cfg: Yu2019Config, summary: dict[str, Any],
                command: str) -> Path:
     """Save a calibrated attribution net to ``models_dir/name`` and record it in ``models_dir/manifest.json``."""
-    from genattr.evaluation.shipping import ship_attributor
+    from genattr.attribution.shipping import ship_attributor
 
     return ship_attributor(att, models_dir, name, {
         "open_set_target_fnr": cfg.open_set_fnr,
@@ -472,7 +472,7 @@ def ship_model(att: Any, models_dir: Path, name: str, *, cfg: Yu2019Config, summ
 
 def load_shipped(name: str, models_dir: str | Path = "models/yu2019") -> Any:
     """Load a shipped attribution net after checking its files' sha256 against the manifest."""
-    from genattr.evaluation import shipping
+    from genattr.attribution import shipping
 
     return shipping.load_shipped(name, models_dir, rebuild=COMMAND)
 

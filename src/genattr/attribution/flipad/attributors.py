@@ -53,7 +53,7 @@ from genattr.attribution.flipad.gaussian import fit_gaussian, fuse_max, mahalano
 from genattr.attribution.flipad.inversion import generator_forward, invert_latents
 from genattr.attribution.registry import register_attributor
 from genattr.errors import ConfigError
-from genattr.evaluation.sources import derive_seed, draw
+from genattr.sampling import derive_seed, draw
 
 RANGE_TOL = 1e-3  # slack on [-1, 1] for float round-off in callers' pipelines
 
