@@ -31,6 +31,7 @@ test: install-dev
 
 lint: install-dev
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf demo-out .pytest_cache .ruff_cache

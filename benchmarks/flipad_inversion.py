@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from genattr.attribution.flipad.attributors import mean_penultimate, quantize_8bit
+from genattr.attribution.flipad import mean_penultimate
 from genattr.attribution.flipad.fista import (
     LinearOperator,
     fista_lasso,
@@ -43,6 +43,7 @@ from genattr.attribution.flipad.fista import (
     operator_from_module,
     preimage,
 )
+from genattr.data import quantize_8bit
 
 
 def load_generator(args: argparse.Namespace) -> torch.nn.Module:

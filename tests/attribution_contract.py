@@ -201,6 +201,25 @@ class AttributorContract:
         with pytest.raises(InvalidInputError):
             fitted.decision_function(self.make_inputs()[0])
 
+    def test_invalid_inputs_raise_one_clear_error(self, fitted: Attributor) -> None:
+        """The base contract's one validator: finite, in [-1, 1], NCHW, channels and size as fitted."""
+        from genattr.attribution import InvalidInputError
+
+        x = self.make_inputs()[:2]
+        bad = {"NaN": x.clone().index_put_((torch.tensor([0]),), torch.tensor(float("nan"))),
+               "[0, 255] pixels": (x + 1) * 127.5,
+               "integer tensor": ((x + 1) * 127.5).to(torch.uint8)}
+        shape = fitted.fitted_image_shape()
+        if shape is not None:
+            c, h, w = shape
+            bad["other channel count"] = torch.zeros(2, c + 2, h, w)
+            bad["other size"] = torch.zeros(2, c, h + 8, w + 8)
+        for _what, batch in bad.items():
+            with pytest.raises(InvalidInputError):
+                fitted.decision_function(batch)
+            with pytest.raises(InvalidInputError):
+                fitted.predict(batch)
+
     def test_predict_and_attribute_types(self, fitted: Attributor) -> None:
         x = self.make_inputs()
         allowed = {*fitted.candidates_, UNKNOWN}
@@ -233,9 +252,14 @@ class AttributorContract:
         for name, imgs in cal.items():
             j = att.candidates_.index(name)
             s = att.decision_function(imgs)[:, j].double()
-            rejected = (s < att.thresholds_[j]).float().mean().item()
-            # FLIPAD G.1: about a fraction fnr of in-distribution samples falls below the threshold.
+            tau = att.thresholds_[j]
+            rejected = (s < tau).float().mean().item()
+            # FLIPAD G.1: about a fraction fnr of in-distribution samples falls below the threshold: not more
+            # (a threshold at +inf rejects everything) and not fewer (−inf, left uncalibrated, rejects nothing;
+            # ties at τ count as "at or below").
+            assert math.isfinite(float(tau))
             assert rejected <= fnr + 1.0 / s.numel() + 1e-9
+            assert (s <= tau).float().mean().item() >= fnr - 1.0 / s.numel() - 1e-9
 
     def test_calibrate_at_target_fpr(self, fitted: Attributor) -> None:
         att = copy.deepcopy(fitted)
@@ -244,7 +268,10 @@ class AttributorContract:
         att.calibrate(negatives=neg, target_fpr=fpr)
         s = att.decision_function(neg).double()
         accepted = (s >= att.thresholds_).float().mean(0)
+        assert torch.isfinite(att.thresholds_).all()
         assert (accepted <= fpr + 1.0 / neg.shape[0] + 1e-9).all()
+        # and not a threshold that rejects everything: about a fraction fpr reaches it
+        assert (accepted >= fpr - 1.0 / neg.shape[0] - 1e-9).all()
 
     # -- persistence -----------------------------------------------------------------------------------------
     def test_save_load_round_trip(self, fitted: Attributor, tmp_path: Path) -> None:

@@ -37,16 +37,20 @@ def build_tiny_zoo(root) -> dict:
 
     models = {}
     for i, (name, arch) in enumerate((("tiny-dcgan", "dcgan"), ("tiny-lsgan", "lsgan"))):
-        torch.manual_seed(i)
-        create_generator(arch, latent_dim=8, ngf=4).save_pretrained(root / name)
-        models[name] = {"arch": arch, "seed": i, "epochs": 0, "config": {"latent_dim": 8, "ngf": 4},
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(i)
+            g = create_generator(arch, latent_dim=8, ngf=4)
+            g.save_pretrained(root / name)
+        models[name] = {"arch": arch, "seed": i, "epochs": 0, "config": g.config,
                         "file_sha256": sha256_file(root / name / "model.safetensors"),
                         "quality": {"fd": 1.5 + i, "classifier_confidence": 0.5, "n": 10},
                         "train_seconds": 0.0}
-    torch.manual_seed(0)
-    FashionClassifier(feature_dim=8).save_pretrained(root / CLASSIFIER)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        clf = FashionClassifier(feature_dim=8)
+        clf.save_pretrained(root / CLASSIFIER)
     man = {"format": 1, "models": models,
-           "classifier": {"file_sha256": sha256_file(root / CLASSIFIER / "model.safetensors"),
+           "classifier": {"file_sha256": sha256_file(root / CLASSIFIER / "model.safetensors"), "config": clf.config,
                           "test_accuracy": 0.1},
            "quality_reference": {"real_train_vs_real_test": 0.5, "n": 10}}
     (root / "manifest.json").write_text(json.dumps(man))

@@ -15,8 +15,9 @@ class GeneratorContract:
     config: ClassVar[dict[str, Any]] = {}
 
     def make(self, seed: int = 0) -> Generator:
-        torch.manual_seed(seed)
-        return create_generator(self.arch, **self.config).eval()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return create_generator(self.arch, **self.config).eval()
 
     def test_shapes_and_range(self) -> None:
         g = self.make()

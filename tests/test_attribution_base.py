@@ -78,8 +78,9 @@ class LinearProbe(Attributor):
         x = torch.cat([v.flatten(1) for v in candidates.values()])
         y = torch.cat([torch.full((v.shape[0],), i) for i, v in enumerate(candidates.values())])
         self.n_features_ = x.shape[1]
-        torch.manual_seed(self.seed)
-        self.net_ = self._build_module("net_")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.net_ = self._build_module("net_")
         opt = torch.optim.SGD(self.net_.parameters(), lr=0.5)
         for _ in range(self.steps):
             opt.zero_grad()

@@ -26,9 +26,10 @@ class TinyGenerator(torch.nn.Module):
 
     def __init__(self, seed: int, latent_dim: int = 4, channels: int = 3, size: int = 8) -> None:
         super().__init__()
-        torch.manual_seed(seed)
         self.latent_dim, self.shape = latent_dim, (channels, size, size)
-        self.net = torch.nn.Sequential(torch.nn.Linear(latent_dim, channels * size * size), torch.nn.Tanh())
+        with torch.random.fork_rng(devices=[]):  # seeded weights, global RNG untouched
+            torch.manual_seed(seed)
+            self.net = torch.nn.Sequential(torch.nn.Linear(latent_dim, channels * size * size), torch.nn.Tanh())
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.net(torch.randn(n, self.latent_dim, generator=generator)).view(n, *self.shape)

@@ -10,7 +10,7 @@ import torch
 from genattr import UNKNOWN
 from genattr.attribution import Attributor, InvalidInputError, create_attributor, list_attributors
 from genattr.attribution.flipad import DCTPAD, FLIPAD, RawPAD, SMFingerprint, SMInversion
-from genattr.attribution.flipad.attributors import quantize_8bit
+from genattr.data import quantize_8bit
 from genattr.errors import ConfigError
 from genattr.generators import Generator, create_generator
 from tests.attribution_contract import AttributorContract, FitData

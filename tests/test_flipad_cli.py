@@ -40,12 +40,15 @@ def test_fit_then_score(tiny_zoo: Path, tmp_path: Path) -> None:
     imgs = [_png(tmp_path / f"{i}.png", g.sample(1, torch.Generator().manual_seed(i))[0]) for i in range(2)]
     imgs.append(_png(tmp_path / "noise.png", torch.rand(1, 32, 32) * 2 - 1))
     r = runner.invoke(app, ["flipad", "score", str(out), *map(str, imgs), "--json"])
+    assert r.exit_code == 1 and "--trust-unverified" in r.output  # a fitted directory has no manifest
+    r = runner.invoke(app, ["flipad", "score", str(out), *map(str, imgs), "--json", "--trust-unverified"])
     assert r.exit_code == 0, r.output
-    res = json.loads(r.output)
+    assert "NOT verified" in r.stderr
+    res = json.loads(r.stdout)
     assert res["model"] == "tiny-dcgan" and res["method"] == "flipad" and len(res["images"]) == 3
     assert {im["label"] for im in res["images"]} <= {"tiny-dcgan", "UNKNOWN"}
-    r = runner.invoke(app, ["flipad", "score", str(out), str(imgs[0])])
-    assert r.exit_code == 0 and "tiny-dcgan" in r.output
+    r = runner.invoke(app, ["flipad", "score", str(out), str(imgs[0]), "--trust-unverified"])
+    assert r.exit_code == 0 and "tiny-dcgan" in r.stdout
 
 
 @pytest.mark.parametrize("method", ["sm-f", "rawpad"])

@@ -158,7 +158,7 @@ def test_merge_results_copies_methods_with_their_provenance(tmp_path: Path) -> N
 
 def test_a_variant_with_its_own_n_train_gets_as_many_negatives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                                  ) -> None:
-    import genattr.evaluation.flipad_experiments as fe
+    import genattr.evaluation.flipad_experiments.experiments as fe
 
     seen: dict[str, int] = {}
     real_run_one = fe.run_one

@@ -7,6 +7,7 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
-UNKNOWN = "UNKNOWN"
+UNKNOWN = "UNKNOWN"  # the label of content no candidate accepts
+REAL = "real"  # the candidate name of real (not generated) images in closed-set classifiers
 
-__all__ = ["UNKNOWN", "__version__"]
+__all__ = ["REAL", "UNKNOWN", "__version__"]

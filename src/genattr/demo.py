@@ -114,12 +114,12 @@ def attribution_step(*, n: int, seed: int, console: Console, models_dir: str | P
     PNGs would be) plus real test images; None (and one line) when the net is not shipped."""
     from collections import Counter
 
+    from genattr.attribution.shipping import load_shipped
     from genattr.errors import GenattrError
-    from genattr.evaluation.yu2019 import load_shipped
 
     models_dir = _MODELS / "yu2019" if models_dir is None else models_dir
     try:
-        att = load_shipped(model, Path(models_dir))
+        att = load_shipped(model, Path(models_dir), rebuild="genattr reproduce yu2019")
     except GenattrError as exc:
         console.print(f"[yellow]attribution step skipped:[/] no shipped yu2019 net ({exc})")
         return None

@@ -70,4 +70,11 @@ def draw(source: Source, n: int | None, generator: torch.Generator | None = None
     return torch.cat(parts)
 
 
-__all__ = ["SamplingSource", "Source", "derive_seed", "draw", "source_size"]
+def sample_8bit(source: Source, n: int, seed: int) -> torch.Tensor:
+    """n images of a source rounded to 8-bit levels (as deployed PNGs), deterministic in ``seed``."""
+    from genattr.data import quantize_8bit
+
+    return quantize_8bit(draw(source, n, torch.Generator().manual_seed(seed)))
+
+
+__all__ = ["SamplingSource", "Source", "derive_seed", "draw", "sample_8bit", "source_size"]

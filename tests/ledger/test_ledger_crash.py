@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from genattr.ledger import TransparencyLog, leaf_hash, open_checkpoint, verify_consistency, verify_inclusion
+from genattr.ledger import (
+    CorruptionError,
+    TransparencyLog,
+    leaf_hash,
+    open_checkpoint,
+    verify_consistency,
+    verify_inclusion,
+)
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="needs fork()")
 
@@ -119,3 +126,39 @@ def test_concurrent_processes_append_densely(tmp_path: Path, new_log, make_entry
                       for k in range(procs) for b in range(batches) for j in range(3))
         assert got == want  # nothing lost, nothing duplicated
         assert report.checkpoints_checked >= 1
+
+
+def _sign_and_hang(path: Path, wfd: int, make_entry, log_key) -> None:
+    log = TransparencyLog.open(path)
+    log.append([make_entry(i) for i in range(30)])
+    note = log.sign_checkpoint(log_key)
+    os.write(wfd, (json.dumps(note) + "\n").encode())  # published
+    time.sleep(60)  # killed here: the entries are committed, but only in log.db-wal
+
+
+def test_kill_9_then_lost_wal_is_a_detected_rollback(tmp_path: Path, new_log, make_entry, log_key) -> None:
+    """Issue 13 item 6: kill -9, then the -wal file is lost. The 30 committed entries and the published
+    checkpoint are gone from the database; the log must say so instead of "OK: 0 entries" and must not sign."""
+    new_log().close()
+    path = tmp_path / "log.db"
+    rfd, wfd = os.pipe()
+    pid = _fork(_sign_and_hang, path, wfd, make_entry, log_key)
+    os.close(wfd)
+    with os.fdopen(rfd, "rb") as r:
+        published = json.loads(r.readline().decode())
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    assert open_checkpoint(published, [log_key.verifier]).checkpoint.size == 30
+    wal = Path(f"{path}-wal")
+    assert wal.exists()
+    wal.unlink()
+    Path(f"{path}-shm").unlink(missing_ok=True)
+    with pytest.raises(CorruptionError, match="rolled back: it signed a checkpoint of size 30"):
+        TransparencyLog.open(path)
+    with TransparencyLog.open(path, check=False) as log:
+        assert log.size == 0
+        with pytest.raises(CorruptionError, match="rolled back"):
+            log.fsck()
+        with pytest.raises(CorruptionError, match="rolled back"):
+            log.sign_checkpoint(log_key)
+        assert log.storage.latest_checkpoint() is None

@@ -15,7 +15,7 @@ from genattr.errors import ConfigError, UnknownNameError
 
 A = TypeVar("A", bound=type)
 _ATTRIBUTORS: dict[str, type] = {}
-_NOT_METHODS = {"base", "registry"}
+_NOT_METHODS = {"base", "registry", "inputs", "results", "calibration", "persistence"}
 _discovered = False
 
 

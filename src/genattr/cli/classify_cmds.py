@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -66,15 +65,17 @@ def train(
     """Train the attribution network on {real, sources}, calibrate open-set thresholds, save it."""
     import torch
 
+    from genattr import REAL
     from genattr.attribution.gan_fingerprint import GANFingerprintClassifier
+    from genattr.data import real_splits
     from genattr.errors import ConfigError
-    from genattr.evaluation.yu2019 import REAL, Yu2019Config, real_images
+    from genattr.sampling import derive_seed
 
     torch.set_num_threads(threads)
     size = 32
     data: dict[str, torch.Tensor] = {}
     if real != "none":
-        pool, _ = real_images(Yu2019Config(real=real, seed=seed, image_size=size))
+        pool, _ = real_splits(real, size, seed=derive_seed(seed, "real"))
         perm = torch.randperm(pool.shape[0], generator=torch.Generator().manual_seed(seed))
         data[REAL] = pool[perm[:n_train + n_val]]
     for spec in source:
@@ -96,17 +97,26 @@ def train(
     acc = sum(p == t for p, t in zip(closed, truth, strict=True)) / len(truth)
     att.calibrate(val_set, target_fnr=target_fnr)
     att.save(out)
-    console_().print(f"trained on {', '.join(f'{n} ({x.shape[0]})' for n, x in train_set.items())} in "
-                  f"{att.train_seconds_:.0f} s; held-out closed-set accuracy {100 * acc:.2f} %; open-set thresholds "
-                  f"at {100 * target_fnr:g} % FNR; saved to {out}")
+    from rich.markup import escape
+
+    console_().print(escape(f"trained on {', '.join(f'{n} ({x.shape[0]})' for n, x in train_set.items())} in "
+                            f"{att.train_seconds_:.0f} s; held-out closed-set accuracy {100 * acc:.2f} %; open-set "
+                            f"thresholds at {100 * target_fnr:g} % FNR; saved to {out}"), highlight=False)
 
 
 def _confidences(att: Any, scores: Any) -> Any:
     """Per-candidate confidence: the classifier's softmax probabilities (exp of its log-probability scores);
-    for other attributors, a softmax of their scores."""
+    for other attributors, a softmax of their scores. ``None`` for a one-candidate model: a softmax over one
+    score is always 1, which says nothing; its output is the open-set score against the threshold instead."""
     from genattr.attribution.gan_fingerprint import GANFingerprintClassifier
 
+    if scores.shape[1] < 2:
+        return None
     return scores.exp() if isinstance(att, GANFingerprintClassifier) else scores.double().softmax(dim=1)
+
+
+ONE_CANDIDATE_NOTE = ("one-candidate model: no softmax confidence (it would always be 1.000); the label comes from "
+                      "score ≥ threshold, see margin = score − threshold")
 
 
 @classify_app.command("predict")
@@ -114,45 +124,72 @@ def _confidences(att: Any, scores: Any) -> Any:
 def predict(
     images: Annotated[list[Path], typer.Argument(help="PNG/JPEG files to attribute.")],
     model: Annotated[Path, typer.Option("--model", help="A saved attributor directory (genattr classify train).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output; infinite thresholds and scores "
+                                                         "are the strings \"inf\"/\"-inf\".")] = False,
     top: Annotated[int, typer.Option(min=1, help="How many candidates to list per image.")] = 3,
+    trust_unverified: Annotated[bool, typer.Option(
+        "--trust-unverified", help="Load a model that no manifest lists (one you trained yourself) without "
+                                   "integrity check. Shipped models are always verified.")] = False,
 ) -> None:
-    """Attribute images: label (or UNKNOWN), confidence and the top candidates."""
+    """Attribute images: label (or UNKNOWN), confidence and the top candidates. A file that cannot be read is
+    reported and skipped; the exit code is then 1."""
+    from rich.markup import escape
     from rich.table import Table
 
-    from genattr.attribution import Attributor
-    from genattr.data import load_images
-    from genattr.errors import DataError
+    from genattr.cli.common import json_float, load_model_dir, model_image_spec, read_model_images, warn
 
-    att = Attributor.load(model)
-    shape = getattr(att, "image_shape_", None)
-    if not shape:
-        raise DataError(f"{model}: attributor has no image shape; cannot prepare images for it")
-    x = load_images(list(images), mode="L" if shape[0] == 1 else "RGB", size=shape[1])
-    res = att.attribute(x)
-    conf = _confidences(att, res.scores)
+    att = load_model_dir(model, trust_unverified=trust_unverified)
+    mode, size = model_image_spec(att, model)
+    x, ok_idx, bad = read_model_images(list(images), mode, size)
+    for i, msg in bad.items():
+        warn(f"skipped {images[i]}: {msg}")
     k = min(top, len(att.candidates_))
-    out = []
-    for i, path in enumerate(images):
-        vals, idx = conf[i].topk(k)
-        label = res.labels[i]
-        out.append({"path": str(path), "label": label,
-                    "confidence": float(conf[i].max()),
-                    "top": [{"candidate": att.candidates_[int(j)], "confidence": float(v)}
-                            for v, j in zip(vals, idx, strict=True)],
-                    "scores": {c: float(s) for c, s in zip(att.candidates_, res.scores[i].tolist(), strict=True)}})
+    results: dict[int, dict[str, Any]] = {}
+    if x is not None:
+        res = att.attribute(x)
+        conf = _confidences(att, res.scores)
+        thresholds = att.thresholds_.tolist()
+        for row, i in enumerate(ok_idx):
+            scores = res.scores[row].double()
+            order = scores.argsort(descending=True)[:k].tolist()
+            r: dict[str, Any] = {"path": str(images[i]), "label": res.labels[row]}
+            if conf is not None:
+                r["confidence"] = float(conf[row].max())
+                r["top"] = [{"candidate": att.candidates_[j], "confidence": float(conf[row, j])} for j in order]
+            else:
+                s, t = float(scores[0]), thresholds[0]
+                r["confidence"] = None
+                r["confidence_note"] = ONE_CANDIDATE_NOTE
+                r["margin"] = json_float(s - t)
+                r["top"] = [{"candidate": att.candidates_[0], "score": json_float(s), "threshold": json_float(t)}]
+            r["scores"] = {c: json_float(v) for c, v in zip(att.candidates_, scores.tolist(), strict=True)}
+            results[i] = r
+    out = [results[i] if i in results else {"path": str(p), "error": bad[i]} for i, p in enumerate(images)]
     if as_json:
-        thresholds = [None if math.isinf(t) else t for t in att.thresholds_.tolist()]
         typer.echo(json.dumps({"model": str(model), "attributor": att.name, "candidates": list(att.candidates_),
-                               "thresholds": thresholds, "predictions": out}, indent=2))
-        return
-    table = Table(title=f"{att.name} ({model})")
-    for col in ("image", "label", "confidence", f"top {k}"):
-        table.add_column(col)
-    for r in out:
-        table.add_row(Path(r["path"]).name, r["label"], f"{r['confidence']:.3f}",
-                      ", ".join(f"{t['candidate']} {t['confidence']:.3f}" for t in r["top"]))
-    console_().print(table)
+                               "thresholds": [json_float(t) for t in att.thresholds_.tolist()],
+                               "predictions": out}, indent=2, allow_nan=False))
+    else:
+        table = Table(title=escape(f"{att.name} ({model})"))
+        for col in ("image", "label", "confidence", f"top {k}"):
+            table.add_column(col)
+        for r in out:
+            if "error" in r:
+                table.add_row(escape(Path(r["path"]).name), "[red]error[/]", "", escape(r["error"]))
+            elif r["confidence"] is None:
+                t = r["top"][0]
+                table.add_row(escape(Path(r["path"]).name), escape(r["label"]), "n/a (one candidate)",
+                              escape(f"score {_fmt(t['score'])} vs threshold {_fmt(t['threshold'])}"))
+            else:
+                table.add_row(escape(Path(r["path"]).name), escape(r["label"]), f"{r['confidence']:.3f}",
+                              escape(", ".join(f"{t['candidate']} {t['confidence']:.3f}" for t in r["top"])))
+        console_().print(table)
+    if bad:
+        raise typer.Exit(1)
+
+
+def _fmt(v: float | str) -> str:
+    return v if isinstance(v, str) else f"{v:.4g}"
 
 
 __all__ = ["classify_app"]

@@ -46,11 +46,11 @@ def load_negatives(spec: str, n: int, seed: int) -> Any:
     """``real`` (Fashion-MNIST train), a zoo model name (n 8-bit samples) or a folder of PNG/JPEG images."""
     import torch
 
-    from genattr.evaluation.flipad_experiments import real_images, sample_model
-    from genattr.sampling import derive_seed
+    from genattr.data import real_images
+    from genattr.sampling import derive_seed, sample_8bit
 
     if spec == "real":
-        x = real_images("train")
+        x = real_images("fashion-mnist", "train")
         perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(derive_seed(seed, "negatives")))
         return x[perm[:n]].clone()
     if Path(spec).is_dir():
@@ -59,7 +59,7 @@ def load_negatives(spec: str, n: int, seed: int) -> Any:
         return load_image_folder(spec, size=32)[0][:n]
     from genattr import zoo
 
-    return sample_model(zoo.load(spec), n, derive_seed(seed, "negatives", spec))
+    return sample_8bit(zoo.load(spec), n, derive_seed(seed, "negatives", spec))
 
 
 @flipad_app.command("fit")
@@ -82,11 +82,11 @@ def fit(
     """Fit a single-model attributor for MODEL, calibrate its threshold and save it to OUT."""
     import torch
 
-    from genattr.attribution.flipad import ATTRIBUTORS
+    from genattr.attribution.flipad import SINGLE_MODEL_METHODS
     from genattr.errors import ConfigError
 
-    if method not in ATTRIBUTORS:
-        raise ConfigError(f"unknown method {method!r}; choose from {', '.join(ATTRIBUTORS)}")
+    if method not in SINGLE_MODEL_METHODS:
+        raise ConfigError(f"unknown method {method!r}; choose from {', '.join(SINGLE_MODEL_METHODS)}")
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -101,8 +101,8 @@ def _fit(model: str, out: Path, negatives: str, method: str, n_train: int, n_val
 
     from genattr import zoo
     from genattr.attribution import create_attributor
-    from genattr.evaluation.flipad_experiments import sample_model
     from genattr.sampling import derive_seed
+    from genattr.sampling import sample_8bit as sample_model
 
     if method != "sm-inv":
         params.setdefault("n_train", n_train)
@@ -115,27 +115,12 @@ def _fit(model: str, out: Path, negatives: str, method: str, n_train: int, n_val
     val = sample_model(g, n_val, derive_seed(seed, "validation", model))
     att.calibrate({model: val}, target_fnr=target_fnr)
     att.save(out)
-    _console().print(f"{method} for {model} fitted in {t_fit:.0f} s"
-                     + (f" on {neg.shape[0]} negatives ({negatives})" if neg is not None else "")
-                     + f"; threshold {float(att.thresholds_[0]):.4g} at {100 * target_fnr:g} % FNR on {n_val} "
-                     f"held-out samples; saved to {out}", highlight=False)
+    from rich.markup import escape
 
-
-def _load_checked(directory: Path) -> Any:
-    """A shipped detector (listed in ``<parent>/manifest.json``) is loaded only after its sha256 check."""
-    from genattr.attribution.shipping import load_shipped
-
-    manifest = directory.parent / "manifest.json"
-    if not manifest.is_file():
-        return None
-    try:
-        entries = json.loads(manifest.read_text()).get("models", {})
-    except (json.JSONDecodeError, AttributeError):
-        return None
-    for name, entry in entries.items():
-        if isinstance(entry, dict) and entry.get("path") == directory.name:
-            return load_shipped(name, directory.parent)
-    return None
+    _console().print(escape(f"{method} for {model} fitted in {t_fit:.0f} s"
+                            + (f" on {neg.shape[0]} negatives ({negatives})" if neg is not None else "")
+                            + f"; threshold {float(att.thresholds_[0]):.4g} at {100 * target_fnr:g} % FNR on "
+                            f"{n_val} held-out samples; saved to {out}"), highlight=False)
 
 
 @flipad_app.command("score")
@@ -143,30 +128,48 @@ def _load_checked(directory: Path) -> Any:
 def score(
     directory: Annotated[Path, typer.Argument(help="A directory written by `genattr flipad fit`.")],
     images: Annotated[list[Path], typer.Argument(help="PNG/JPEG files to score.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output; an infinite threshold is the "
+                                                         "string \"inf\"/\"-inf\".")] = False,
+    trust_unverified: Annotated[bool, typer.Option(
+        "--trust-unverified", help="Load a detector that no manifest lists (one you fitted yourself) without "
+                                   "integrity check. Shipped detectors are always verified.")] = False,
 ) -> None:
-    """Score images: higher = more likely made by the model; label = the model's name or UNKNOWN."""
+    """Score images: higher = more likely made by the model; label = the model's name or UNKNOWN. A file that
+    cannot be read is reported and skipped; the exit code is then 1."""
+    from rich.markup import escape
     from rich.table import Table
 
-    from genattr.attribution import Attributor
-    from genattr.data import load_images
+    from genattr.cli.common import json_float, load_model_dir, model_image_spec, read_model_images, warn
 
-    att = _load_checked(directory) or Attributor.load(directory)
-    x = load_images(list(images), size=32)
-    res = att.attribute(x)
-    tau = float(res.thresholds[0])
+    att = load_model_dir(directory, trust_unverified=trust_unverified)
+    mode, size = model_image_spec(att, directory)
+    x, ok_idx, bad = read_model_images(list(images), mode, size)
+    for i, msg in bad.items():
+        warn(f"skipped {images[i]}: {msg}")
+    tau = float(att.thresholds_[0])
+    rows: dict[int, dict[str, Any]] = {}
+    if x is not None:
+        res = att.attribute(x)
+        for row, i in enumerate(ok_idx):
+            rows[i] = {"path": str(images[i]), "score": json_float(float(res.scores[row, 0])),
+                       "label": res.labels[row]}
+    out = [rows[i] if i in rows else {"path": str(p), "error": bad[i]} for i, p in enumerate(images)]
     if as_json:
-        print(json.dumps({"model": res.candidates[0], "method": att.name, "threshold": tau,
-                          "images": [{"path": str(p), "score": float(s), "label": lab}
-                                     for p, s, lab in zip(images, res.scores[:, 0].tolist(), res.labels, strict=True)]},
-                         indent=2))
-        return
-    table = Table(title=f"{att.name}: made by {res.candidates[0]}? (threshold {tau:.4g})")
-    for col in ("image", "score", "label"):
-        table.add_column(col)
-    for p, s, lab in zip(images, res.scores[:, 0].tolist(), res.labels, strict=True):
-        table.add_row(str(p), f"{s:.4g}", lab)
-    _console().print(table)
+        print(json.dumps({"model": att.candidates_[0], "method": att.name, "threshold": json_float(tau),
+                          "images": out}, indent=2, allow_nan=False))
+    else:
+        table = Table(title=escape(f"{att.name}: made by {att.candidates_[0]}? (threshold {tau:.4g})"))
+        for col in ("image", "score", "label"):
+            table.add_column(col)
+        for r in out:
+            if "error" in r:
+                table.add_row(escape(r["path"]), "[red]error[/]", escape(r["error"]))
+            else:
+                s = r["score"]
+                table.add_row(escape(r["path"]), s if isinstance(s, str) else f"{s:.4g}", escape(r["label"]))
+        _console().print(table)
+    if bad:
+        raise typer.Exit(1)
 
 
 __all__ = ["flipad_app", "load_negatives"]

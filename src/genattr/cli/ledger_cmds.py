@@ -6,6 +6,7 @@ Every library error becomes one line on stderr and exit code 1 (``GENATTR_DEBUG=
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -33,17 +34,50 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _key_text(value: str) -> str:
-    """A key given literally or as a path to a file holding it."""
+    """A key given literally or as a path to a file holding it. A value that is not a key (vkeys contain
+    '+') and names no file is a missing key file, said as such."""
+    from genattr.ledger import FormatError
+
     p = Path(value)
     if len(value) < 4096 and p.is_file():
-        return p.read_text(encoding="utf-8").strip()
+        return _read_key_file(p, "vkey")
+    if "+" not in value:
+        raise FormatError(f"{value}: no such key file (and not a vkey)")
     return value.strip()
 
 
-def _signer(path: Path, alg: int) -> Any:
+def _read_key_file(path: Path, kind: str) -> str:
+    from genattr.ledger import FormatError
+
+    data = path.read_bytes()
+    if len(data) > 4096:
+        raise FormatError(f"{path}: too large for a {kind} file")
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise FormatError(f"{path}: not a {kind} file (not UTF-8 text)") from None
+
+
+def _check_private_key_file(path: Path, insecure: bool) -> None:
+    """Refuse a private key others can read or write (as ssh does), unless --insecure-key."""
+    import stat
+
+    from genattr.ledger import FormatError
+
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise FormatError(f"{path}: not a regular file")
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077 and not insecure:
+        raise FormatError(f"{path}: permissions {mode:04o} are too open (others may read or write this private "
+                          f"key); run `chmod 600 {path}`, or pass --insecure-key to use it anyway")
+
+
+def _signer(path: Path, alg: int, *, insecure: bool = False) -> Any:
     from genattr.ledger.note import signer_from_skey
 
-    return signer_from_skey(path.read_text(encoding="utf-8").strip(), alg=alg)
+    _check_private_key_file(path, insecure)
+    return signer_from_skey(_read_key_file(path, "skey"), alg=alg)
 
 
 def _policy(policy: Path | None, log_key: str | None) -> Any:
@@ -64,10 +98,31 @@ def _vkey(value: str) -> Any:
     return verifier_from_vkey(_key_text(value), alg=ALG_ED25519)
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never overwrite, never world-readable
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
+def _write_new(path: Path, text: str, mode: int) -> None:
+    """Create ``path`` with exactly ``mode`` (whatever the umask), never overwriting and never following a
+    symlink (O_EXCL refuses an existing name, dangling links included)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, mode)
+    try:
+        os.fchmod(fd, mode)  # the umask may have removed bits (fine) — or be 000 (then 0o644 stays 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            fd = -1
+            f.write(text + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        if fd != -1:
+            os.close(fd)
+
+
+def _open_receipts(path: Path) -> Any:
+    """The receipts file, opened for appending (created 0600: receipts open seed commitments)."""
+    from genattr.ledger import FormatError
+
+    if path.is_dir():
+        raise FormatError(f"--receipts {path} is a directory; give a file path")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    return os.fdopen(fd, "a", encoding="utf-8")
 
 
 # -- genattr log -----------------------------------------------------------------------------------------------
@@ -90,11 +145,16 @@ def keygen(
         raise FormatError(f"--kind must be one of {', '.join(algs)}")
     signer = generate_signer(name, algs[kind])
     skey, vkey = Path(f"{out}.skey"), Path(f"{out}.vkey")
-    if vkey.exists():
-        raise FormatError(f"{vkey} already exists; refusing to overwrite a key")
+    for p in (skey, vkey):
+        if p.exists() or p.is_symlink():  # is_symlink: a dangling link must not be followed
+            raise FormatError(f"{p} already exists; refusing to overwrite a key")
     skey.parent.mkdir(parents=True, exist_ok=True)
-    _write_private(skey, signer.skey)
-    vkey.write_text(signer.vkey + "\n", encoding="utf-8")
+    _write_new(skey, signer.skey, 0o600)  # private: owner only
+    try:
+        _write_new(vkey, signer.vkey, 0o644)  # public: never group/world-writable, even under umask 000
+    except BaseException:
+        skey.unlink(missing_ok=True)  # no half-made key pair
+        raise
     typer.echo(signer.vkey)
 
 
@@ -127,6 +187,8 @@ def append(
                                                   "random if omitted.")] = None,
     receipts: Annotated[Path | None, typer.Option(help="Append JSON receipts (seed openings) to this file. "
                                                        "Keep it private.")] = None,
+    insecure_key: Annotated[bool, typer.Option("--insecure-key", help="Use a private key file others can read "
+                                                                     "or write (refused by default).")] = False,
 ) -> None:
     """Log already-generated images (one batch, one durable commit)."""
     from genattr.ledger import Entry, FormatError, TransparencyLog, commit_seed, pixel_hash_file, seed_material
@@ -146,7 +208,7 @@ def append(
     else:
         assert weights is not None
         mid = model_id_from_file(weights)
-    owner = _signer(owner_key, ALG_ED25519)
+    owner = _signer(owner_key, ALG_ED25519, insecure=insecure_key)
     seed_value: int | str = secrets.randbits(63) if seed is None else (int(seed) if seed.isdigit() else seed)
     now = int(time.time() * 1000)
     salts, entries = [], []
@@ -156,13 +218,30 @@ def append(
         entries.append(Entry.create(model_id=mid, output_hash=pixel_hash_file(image),
                                     seed_commitment=commit_seed(seed_material(seed_value, i), salt),
                                     owner=owner, timestamp_ms=now))
-    with TransparencyLog.open(db) as log:
-        indices = log.append(entries)
-    if receipts is not None:
-        with open(receipts, "a", encoding="utf-8") as f:
-            for i, (idx, e, salt) in enumerate(zip(indices, entries, salts, strict=True)):
-                rec = Receipt(idx, e.encode(), seed_value, salt, i).to_dict() | {"image": str(images[i])}
-                f.write(json.dumps(rec) + "\n")
+    # Open the receipts file *before* the commit: a bad path fails here, with nothing committed.
+    rf = _open_receipts(receipts) if receipts is not None else None
+    try:
+        with TransparencyLog.open(db) as log:
+            indices = log.append(entries)
+        # Committed. From here on nothing may report failure (a retry would log the images twice).
+        if rf is not None:
+            lines = [json.dumps(Receipt(idx, e.encode(), seed_value, salt, i).to_dict() | {"image": str(images[i])})
+                     for i, (idx, e, salt) in enumerate(zip(indices, entries, salts, strict=True))]
+            try:
+                rf.write("".join(line + "\n" for line in lines))
+                rf.flush()
+                os.fsync(rf.fileno())
+            except OSError as exc:
+                from genattr.cli.common import warn
+
+                warn(f"WARNING: the entries ARE committed, but writing {receipts} failed ({exc.strerror or exc}); "
+                     "the receipts (seed openings) follow on stderr, keep them private and do NOT re-run append:")
+                for line in lines:
+                    typer.echo(line, err=True)
+    finally:
+        if rf is not None:
+            with contextlib.suppress(OSError):  # the buffered text of a failed write; reported above
+                rf.close()
     for idx, image in zip(indices, images, strict=True):
         typer.echo(f"{idx}\t{image}")
 
@@ -175,13 +254,15 @@ def checkpoint(
     policy: Annotated[Path | None, typer.Option(help="tlog-policy file whose witnesses (with URLs) must cosign "
                                                      "to its quorum.")] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the (cosigned) checkpoint here.")] = None,
+    insecure_key: Annotated[bool, typer.Option("--insecure-key", help="Use a private key file others can read "
+                                                                     "or write (refused by default).")] = False,
 ) -> None:
     """Sign a checkpoint of everything durably committed; optionally collect witness cosignatures."""
     from genattr.ledger import Policy, TransparencyLog, collect_cosignatures
     from genattr.ledger.note import ALG_ED25519
     from genattr.ledger.witness import witness_clients_from_policy
 
-    signer = _signer(key, ALG_ED25519)
+    signer = _signer(key, ALG_ED25519, insecure=insecure_key)
     with TransparencyLog.open(db, log_key=signer.verifier) as log:
         note = log.sign_checkpoint(signer)
         if policy is not None:
@@ -312,20 +393,34 @@ def serve(
     key: Annotated[Path, typer.Option(help="The witness .skey (cosignature/v1, `log keygen --kind witness`).")],
     log: Annotated[list[str], typer.Option("--log", help="Trusted log vkey (or file); repeatable.")],
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 7380,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 7380,
+    request_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds a client gets to send a whole request "
+                                                                 "(slow clients are disconnected).")] = 10.0,
+    max_connections: Annotated[int, typer.Option(min=1, help="Concurrent connections; more get 503.")] = 100,
+    insecure_key: Annotated[bool, typer.Option("--insecure-key", help="Use a private key file others can read "
+                                                                     "or write (refused by default).")] = False,
 ) -> None:
     """Serve the tlog-witness add-checkpoint API (POST /add-checkpoint)."""
     from genattr.ledger.note import ALG_COSIGNATURE_V1
     from genattr.ledger.witness import Witness
-    from genattr.ledger.witness_server import create_witness_app
+    from genattr.ledger.witness_server import bind_socket, create_witness_app, serve_witness
 
-    signer = _signer(key, ALG_COSIGNATURE_V1)
-    witness = Witness(db, signer, [_key_text(v) for v in log])
-    app = create_witness_app(witness)
-    import uvicorn
-
+    signer = _signer(key, ALG_COSIGNATURE_V1, insecure=insecure_key)
+    logs = [_key_text(v) for v in log]
+    # Bind before creating any state: a bad host or a busy port is one error line, with nothing written.
+    sock = bind_socket(host, port)
+    try:
+        witness = Witness(db, signer, logs)
+    except BaseException:
+        sock.close()
+        raise
     typer.echo(f"witness {signer.vkey} listening on http://{host}:{port}", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    try:
+        serve_witness(create_witness_app(witness), sock, request_timeout=request_timeout,
+                      limit_concurrency=max_connections)
+    finally:
+        witness.close()
+        sock.close()
 
 
 if __name__ == "__main__":  # pragma: no cover

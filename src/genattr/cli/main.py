@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from genattr.cli.common import clean_errors, console, err_console, fail
@@ -85,7 +86,7 @@ def zoo_sample(
     g = zoo.load(name)
     x = g.sample(n, torch.Generator().manual_seed(seed))
     save_png(x, output, nrow=nrow, scale=scale)
-    console.print(f"wrote {n} samples of {name} (seed {seed}) to {output}")
+    console.print(f"wrote {n} samples of {escape(name)} (seed {seed}) to {escape(str(output))}")
 
 
 @zoo_app.command("train")
@@ -139,7 +140,7 @@ def demo(
     from genattr.demo import run_demo
 
     report = run_demo(out, n=n, seed=seed, console=console)
-    console.print(f"[bold green]demo done[/] → {report}")
+    console.print(f"[bold green]demo done[/] → {escape(str(report))}")
 
 
 # Sub-command trees owned by other modules: (module, Typer app attribute, command name, help).
@@ -149,6 +150,8 @@ _SUBAPPS = (
     ("genattr.cli.classify_cmds", "classify_app", "classify", "Learned GAN-fingerprint classifier (Yu 2019)."),
     ("genattr.cli.flipad_cmds", "flipad_app", "flipad", "Single-model attribution (FLIPAD, ICML 2024)."),
     ("genattr.cli.reproduce_cmds", "reproduce_app", "reproduce", "Reproduce a paper's experiments."),
+    # a single command (`genattr reconstruct IMAGE…`), mounted without a group name
+    ("genattr.cli.reconstruct_cmds", "reconstruct_app", None, None),
 )
 
 
@@ -159,7 +162,11 @@ def _register_subapps() -> None:
     for module, attr, name, help_text in _SUBAPPS:
         if importlib.util.find_spec(module) is None:  # a sub-tree not built yet; real import errors still raise
             continue
-        app.add_typer(getattr(importlib.import_module(module), attr), name=name, help=help_text)
+        sub = getattr(importlib.import_module(module), attr)
+        if name is None:
+            app.add_typer(sub)
+        else:
+            app.add_typer(sub, name=name, help=help_text)
 
 
 _register_subapps()
@@ -169,7 +176,7 @@ def main() -> None:
     try:
         app()
     except GenattrError as exc:  # errors raised outside decorated commands (e.g. callbacks)
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
         sys.exit(1)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from genattr.cli.common import clean_errors, console
 
@@ -66,7 +67,7 @@ def yu2019(
     command = shlex.join(parts)
     report = run_yu2019(out, models_dir=models if ship else None, config=cfg, only=only, command=command,
                         log=lambda m: console.print(m, highlight=False))
-    console.print(f"[bold green]yu2019 done[/] → {report}")
+    console.print(f"[bold green]yu2019 done[/] → {escape(str(report))}")
 
 
 @reproduce_app.command("flipad")
@@ -93,7 +94,7 @@ def flipad(
         for src in merge_from:
             report = merge_results(src, out)
         console.print(f"[bold green]merged[/] {len(merge_from)} result director{'y' if len(merge_from) == 1 else 'ies'}"
-                      f" → {report}")
+                      f" → {escape(str(report))}")
         return
 
     cfg = (quick_config() if quick else FlipadConfig()).override(_parse_set(set_))
@@ -103,7 +104,16 @@ def flipad(
              *[a for kv in set_ or [] for a in ("--set", kv)]]
     report = reproduce_flipad(out, config=cfg, only=only, command=shlex.join(parts),
                               log=lambda m: console.print(m, highlight=False), models_dir=models if ship else None)
-    console.print(f"[bold green]flipad done[/] → {report}")
+    console.print(f"[bold green]flipad done[/] → {escape(str(report))}")
 
+
+def _register_more() -> None:
+    """Papers whose reproduction commands live beside their method's CLI module."""
+    from genattr.cli.reconstruct_cmds import reproduce_zhang2020_command
+
+    reproduce_app.command("zhang2020")(reproduce_zhang2020_command)
+
+
+_register_more()
 
 __all__ = ["reproduce_app"]

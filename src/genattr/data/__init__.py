@@ -5,6 +5,7 @@ from genattr.data.convention import (
     check_model_tensor,
     make_grid,
     pad_to,
+    quantize_8bit,
     save_png,
     to_model,
     to_uint8,
@@ -22,6 +23,8 @@ from genattr.data.datasets import (
     load_image_folder,
     load_images,
     read_image,
+    real_images,
+    real_splits,
 )
 from genattr.data.idx import parse_idx, read_idx
 
@@ -42,8 +45,11 @@ __all__ = [
     "make_grid",
     "pad_to",
     "parse_idx",
+    "quantize_8bit",
     "read_idx",
     "read_image",
+    "real_images",
+    "real_splits",
     "save_png",
     "to_model",
     "to_uint8",

@@ -101,3 +101,9 @@ def save_png(x: torch.Tensor, path: str | Path, *, nrow: int = 8, scale: int = 1
     path.parent.mkdir(parents=True, exist_ok=True)
     pil.save(path, format="PNG")
     return path
+
+
+def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
+    """Round [-1, 1] images to the 256 levels of an 8-bit PNG, exactly as saving with :func:`save_png` and
+    decoding with :func:`to_model` would (the form in which content is deployed and real images stored)."""
+    return to_model(to_uint8(x))

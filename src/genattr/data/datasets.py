@@ -116,27 +116,39 @@ MAX_IMAGE_PIXELS = 64 * 1024 * 1024
 
 
 def read_image(path: str | Path, *, mode: str = "L") -> np.ndarray:
-    """Decode one PNG/JPEG file to uint8 (C, H, W). ``mode`` 'L' (grey) or 'RGB'. Raises ImageDecodeError."""
+    """Decode one PNG/JPEG file to uint8 (C, H, W). ``mode`` 'L' (grey) or 'RGB'. Raises ImageDecodeError.
+
+    Every Pillow mode is decoded explicitly (16-bit scaled, not clipped; alpha = coverage over the black
+    background; animated images refused): see :mod:`genattr.data.decode`. A decompression bomb is refused
+    with one ImageDecodeError and no warning printed."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
+
+    from genattr.data.decode import decode_pil
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such image file")
     try:
-        with Image.open(path) as im:
-            if im.format not in ("PNG", "JPEG"):
-                raise ImageDecodeError(f"{path}: unsupported image format {im.format}; use PNG or JPEG")
-            w, h = im.size
-            if w * h > MAX_IMAGE_PIXELS:
-                raise ImageDecodeError(f"{path}: {w}×{h} pixels exceeds the limit of {MAX_IMAGE_PIXELS}; "
-                                       "refusing (possible decompression bomb)")
-            im.load()
-            arr = np.asarray(im.convert(mode))
+        with warnings.catch_warnings():
+            # Pillow *warns* between its limit and twice it: make that an error we report, not stderr noise.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.format not in ("PNG", "JPEG"):
+                    raise ImageDecodeError(f"{path}: unsupported image format {im.format}; use PNG or JPEG")
+                w, h = im.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise ImageDecodeError(f"{path}: {w}×{h} pixels exceeds the limit of {MAX_IMAGE_PIXELS}; "
+                                           "refusing (possible decompression bomb)")
+                im.load()
+                return decode_pil(im, mode, where=str(path))
     except ImageDecodeError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(f"{path}: refusing a possible decompression bomb ({exc})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(f"{path}: not a readable PNG/JPEG image ({exc})") from exc
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1).copy()
 
 
 def load_image_folder(folder: str | Path, *, mode: str = "L", size: int | None = ZOO_SIZE,
@@ -179,3 +191,20 @@ def fit_to_size(x: torch.Tensor, size: int) -> torch.Tensor:
     top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
     x = x[..., top:top + min(h, size), left:left + min(w, size)]
     return pad_to(x, size)
+
+
+def real_images(name: str = "fashion-mnist", split: str = "train", size: int = 32) -> torch.Tensor:
+    """A real data set's split in the model convention at ``size`` (Fashion-MNIST: padded 28 → 32)."""
+    return load_dataset(name, split).to_model(size)  # type: ignore[arg-type]
+
+
+def real_splits(name: str = "fashion-mnist", size: int = 32, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train/validation pool, test) real images at ``size``, disjoint. A data set without a test split
+    (scikit-learn's digits) is split into two halves by one permutation drawn from ``seed``."""
+    tr, te = load_dataset(name, "train"), load_dataset(name, "test")
+    xtr, xte = tr.to_model(size), te.to_model(size)
+    if tr.images.shape == te.images.shape and np.array_equal(tr.images, te.images):
+        perm = torch.randperm(xtr.shape[0], generator=torch.Generator().manual_seed(seed))
+        half = xtr.shape[0] // 2
+        xtr, xte = xtr[perm[:half]], xtr[perm[half:]]
+    return xtr, xte

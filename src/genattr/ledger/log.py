@@ -9,7 +9,9 @@ import concurrent.futures
 import hashlib
 import hmac
 import itertools
+import os
 import queue
+import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +20,14 @@ from pathlib import Path
 from genattr.ledger import merkle
 from genattr.ledger.checkpoint import Checkpoint, SignedCheckpoint, open_checkpoint, sign_checkpoint
 from genattr.ledger.entry import Entry, owner_key_id
-from genattr.ledger.errors import CorruptionError, FormatError, LedgerError, ProofError, SignatureError
+from genattr.ledger.errors import (
+    CorruptionError,
+    FormatError,
+    LedgerError,
+    ProofError,
+    SignatureError,
+    StorageError,
+)
 from genattr.ledger.note import (
     ALG_ED25519,
     Ed25519Signer,
@@ -31,7 +40,32 @@ from genattr.ledger.note import (
 )
 from genattr.ledger.storage import LogStorage, NodeReader, SQLiteStorage
 
-__all__ = ["FsckReport", "GroupCommitter", "TransparencyLog"]
+__all__ = ["RECORD_SUFFIX", "FsckReport", "GroupCommitter", "TransparencyLog"]
+
+#: the newest checkpoint a log signed is also kept in ``<database><RECORD_SUFFIX>`` (outside the database)
+RECORD_SUFFIX = ".checkpoint"
+OWNERS_REQUIRED = "owners_required"
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -59,8 +93,14 @@ class TransparencyLog:
         log_key: str | Verifier | None = None,
         check: bool = True,
         verify_signatures: bool = True,
+        record_path: str | Path | None = None,
     ) -> None:
         self.storage = storage
+        # The newest checkpoint this log ever signed, kept *outside* the database (see `record_path`): a lost
+        # WAL or a restored backup rolls the database back, but not this file.
+        default = Path(f"{storage.path}{RECORD_SUFFIX}") if isinstance(getattr(storage, "path", None), Path) \
+            else None
+        self.record_path: Path | None = Path(record_path) if record_path is not None else default
         # Checking owner signatures on append costs one Ed25519 verification per entry (~60-200 µs), the
         # dominant cost of an append; a log fed only by its owner's own generation hook may skip it (fsck and
         # auditors still check every signature).
@@ -80,6 +120,9 @@ class TransparencyLog:
         self.log_key: Verifier = stored
         if self.log_key.name != self.origin:
             raise CorruptionError("the log key name does not match the log origin")
+        # Set when the log was created with (or later given) owner keys: an empty owners table is then
+        # tampering, never "accept any signer".
+        self._owners_required = storage.get_meta(OWNERS_REQUIRED) == "1"
         self._owners: dict[bytes, Verifier] = {}
         for vkey in storage.owners():
             v = verifier_from_vkey(vkey, alg=ALG_ED25519)
@@ -100,17 +143,50 @@ class TransparencyLog:
         if key.name != origin:
             raise FormatError(f"log key name {key.name!r} must equal the origin {origin!r} (tlog-checkpoint)")
         Checkpoint(origin, 0, merkle.EMPTY_ROOT)  # validates the origin
-        storage = SQLiteStorage(path, create=True)
+        # Parse every owner key *before* anything touches the disk: a typo must not leave a half-made log.
+        verifiers = [o if isinstance(o, Verifier) else verifier_from_vkey(o, alg=ALG_ED25519) for o in owners]
+        for v in verifiers:
+            if v.alg != ALG_ED25519:
+                raise FormatError(f"owner key {v.name} must be an Ed25519 (type 0x01) key")
+        path = Path(path)
+        if path.exists() and path.stat().st_size > 0:
+            raise StorageError(f"{path} already exists; refusing to overwrite a log")
+        record = Path(f"{path}{RECORD_SUFFIX}")
+        if record.exists() or record.is_symlink():
+            raise StorageError(f"{record} (the signed-checkpoint record of an earlier log at {path}) exists; a new "
+                               "log there would look like a rollback. Move it away if you really start over")
+        # Build the log under a temporary name and move it into place only when complete (temp + rename).
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".init")
+        os.close(fd)
+        tmp = Path(tmp_name)
         try:
-            storage.set_meta("origin", origin)
-            storage.set_meta("log_vkey", key.vkey)
-            for owner in owners:
-                v = owner if isinstance(owner, Verifier) else verifier_from_vkey(owner, alg=ALG_ED25519)
-                storage.add_owner(owner_key_id(v.public_key), v.vkey)
-        except BaseException:
-            storage.close()
-            raise
-        return cls(storage)
+            storage = SQLiteStorage(tmp, create=True)
+            try:
+                storage.set_meta("origin", origin)
+                storage.set_meta("log_vkey", key.vkey)
+                if verifiers:
+                    storage.set_meta(OWNERS_REQUIRED, "1")
+                for v in verifiers:
+                    storage.add_owner(owner_key_id(v.public_key), v.vkey)
+            finally:
+                storage.close()  # the last connection: SQLite folds the WAL into the file and removes it
+            _fsync_file(tmp)
+            if path.exists():  # an empty placeholder file (size 0, checked above)
+                os.replace(tmp, path)
+            else:
+                try:
+                    os.link(tmp, path)  # fails if someone created `path` meanwhile: never overwrite
+                except FileExistsError:
+                    raise StorageError(f"{path} already exists; refusing to overwrite a log") from None
+                except OSError:  # no hard links on this file system
+                    if path.exists():
+                        raise StorageError(f"{path} already exists; refusing to overwrite a log") from None
+                    os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        finally:
+            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+                leftover.unlink(missing_ok=True)
+        return cls.open(path)
 
     @classmethod
     def open(
@@ -144,6 +220,9 @@ class TransparencyLog:
         v = owner if isinstance(owner, Verifier) else verifier_from_vkey(owner, alg=ALG_ED25519)
         kid = owner_key_id(v.public_key)
         self.storage.add_owner(kid, v.vkey)
+        if self.storage.get_meta(OWNERS_REQUIRED) is None:
+            self.storage.set_meta(OWNERS_REQUIRED, "1")
+        self._owners_required = True
         self._owners[kid] = v
 
     @property
@@ -160,6 +239,9 @@ class TransparencyLog:
             entry = None
             if not Entry.well_formed(data):  # fast path; parse() gives the precise error otherwise
                 entry = Entry.parse(data)
+        if self._owners_required and not self._owners:
+            raise CorruptionError("this log requires owner signatures but has no registered owner keys "
+                                  "(the owners table was emptied?); run `genattr log fsck`")
         if self._owners and self.verify_signatures:
             entry = entry or Entry.parse(data)
             owner = self._owners.get(entry.owner_key_id)
@@ -261,60 +343,182 @@ class TransparencyLog:
         self.storage.add_cosignatures(size, [s.line for s in signatures])
 
     def check_latest_checkpoint(self) -> SignedCheckpoint | None:
-        """On open: the newest checkpoint must verify and match the root recomputed from stored nodes."""
+        """On open: the newest checkpoint must verify and match the root recomputed from stored nodes, and
+        the tree must extend the newest checkpoint ever signed (the record outside the database)."""
         latest = self.storage.latest_checkpoint()
-        if latest is None:
-            return None
-        size, note = latest
-        try:
-            signed = self.open_checkpoint(note)
-        except (FormatError, SignatureError) as e:
-            raise CorruptionError(f"stored checkpoint of size {size} is invalid: {e}") from e
-        cp = signed.checkpoint
-        current = self.size
-        if cp.size != size or cp.size > current:
-            raise CorruptionError(
-                f"the log has {current} leaves but signed a checkpoint of size {cp.size}: leaves were removed"
-            )
-        root = merkle.tree_root(cp.size, self._reader())
-        if not hmac.compare_digest(root, cp.root):
-            raise CorruptionError(
-                f"stored tree does not match the signed checkpoint of size {cp.size}: the log was tampered with"
-            )
-        if 0 < cp.size < current:  # the newer leaves must extend the signed tree, not replace it
-            proof = merkle.consistency_proof(cp.size, current, self._reader())
+        signed: SignedCheckpoint | None = None
+        if latest is not None:
+            size, note = latest
             try:
-                merkle.verify_consistency(cp.size, current, proof, cp.root, merkle.tree_root(current, self._reader()))
-            except ProofError as e:  # pragma: no cover - only reachable with inconsistent node rows
-                raise CorruptionError(f"stored tree is inconsistent with checkpoint {cp.size}: {e}") from e
+                signed = self.open_checkpoint(note)
+            except (FormatError, SignatureError) as e:
+                raise CorruptionError(f"stored checkpoint of size {size} is invalid: {e}") from e
+            cp = signed.checkpoint
+            current = self.size
+            if cp.size != size or cp.size > current:
+                raise CorruptionError(
+                    f"the log has {current} leaves but signed a checkpoint of size {cp.size}: leaves were removed"
+                )
+            root = merkle.tree_root(cp.size, self._reader())
+            if not hmac.compare_digest(root, cp.root):
+                raise CorruptionError(
+                    f"stored tree does not match the signed checkpoint of size {cp.size}: the log was tampered with"
+                )
+            if 0 < cp.size < current:  # the newer leaves must extend the signed tree, not replace it
+                proof = merkle.consistency_proof(cp.size, current, self._reader())
+                try:
+                    merkle.verify_consistency(
+                        cp.size, current, proof, cp.root, merkle.tree_root(current, self._reader())
+                    )
+                except ProofError as e:  # pragma: no cover - only reachable with inconsistent node rows
+                    raise CorruptionError(f"stored tree is inconsistent with checkpoint {cp.size}: {e}") from e
+        problem = self._record_problem()
+        if problem:
+            raise CorruptionError(problem)
         return signed
 
+    # -- the signed-checkpoint record (outside the database) ---------------------------------------------------
+
+    def signed_record(self) -> Checkpoint | None:
+        """The newest checkpoint this log signed, from its record file (None if there is none)."""
+        if self.record_path is None or not (self.record_path.exists() or self.record_path.is_symlink()):
+            return None
+        try:
+            text = self.record_path.read_bytes().decode("utf-8")
+            return self.open_checkpoint(text).checkpoint
+        except (OSError, UnicodeDecodeError, FormatError, SignatureError) as e:
+            raise CorruptionError(f"{self.record_path}: the signed-checkpoint record is unreadable or not signed by "
+                                  f"this log ({e})") from e
+
+    def _record_problem(self) -> str | None:
+        rec = self.signed_record()
+        if rec is None:
+            return None
+        current = self.size
+        if rec.size > current:
+            return (f"the log was rolled back: it signed a checkpoint of size {rec.size} (recorded in "
+                    f"{self.record_path}) but the database holds {current} entries (a lost -wal file, a restored "
+                    "backup or deleted entries); do not append or sign until the lost entries are restored")
+        if rec.size and not hmac.compare_digest(merkle.tree_root(rec.size, self._reader()), rec.root):
+            return (f"the database's first {rec.size} entries differ from the checkpoint recorded in "
+                    f"{self.record_path}: signing now would create a split view")
+        return None
+
+    def _write_record(self, note: str, size: int) -> None:
+        """Durably remember `note` as the newest signed checkpoint (atomic replace, fsynced), never going back."""
+        if self.record_path is None:
+            return
+        rec = self.signed_record()
+        if rec is not None and rec.size >= size:
+            return
+        fd, tmp = tempfile.mkstemp(dir=self.record_path.parent, prefix=f".{self.record_path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(note)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.record_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.record_path.parent)
+
+    # -- verification before signing --------------------------------------------------------------------------
+
+    def _integrity_problems(self) -> list[str]:
+        """Cheap whole-log checks: schema and triggers intact, no deleted leaf rows, owners not emptied."""
+        problems: list[str] = []
+        schema = getattr(self.storage, "schema_problems", None)
+        if callable(schema):
+            problems += [f"schema: {p}" for p in schema()]
+        count = getattr(self.storage, "leaf_count", None)
+        if callable(count) and count() != self.size:
+            problems.append(f"leaf rows were deleted: {count()} rows for indices 0..{self.size - 1}")
+        if self._owners_required and not self.storage.owners():
+            problems.append("the log requires owner signatures but its owners table is empty")
+        top, size = self.storage.max_level(), self.size
+        if top >= (size.bit_length() if size else 0):
+            problems.append(f"stray tree nodes stored at level {top} (a tree of {size} leaves has none there)")
+        return problems
+
+    def _verify_since(self, lo: int, lo_root: bytes, size: int) -> bytes:
+        """Recompute the tree from the leaf data of [lo, size) on top of the checkpoint (lo, lo_root): every
+        entry parses and carries a valid owner signature, every stored node created since matches, and the
+        root is returned. Raises CorruptionError naming the first problem."""
+        reader = self._reader()
+        coords = merkle.frontier(lo)
+        frontier = dict(zip(coords, reader(coords), strict=True)) if coords else {}
+        if lo and not hmac.compare_digest(merkle.tree_root(lo, lambda cs: [frontier[c] for c in cs]), lo_root):
+            raise CorruptionError(f"refusing to sign: the stored tree does not match checkpoint {lo}")
+        hashes: list[bytes] = []
+        expected = lo
+        for idx, data, lookup in self.storage.iter_leaves(lo, size):
+            if idx != expected:
+                raise CorruptionError(f"refusing to sign: leaf {expected} is missing")
+            try:
+                entry = Entry.parse(data)
+                if self._owners:
+                    owner = self._owners.get(entry.owner_key_id)
+                    if owner is None:
+                        raise SignatureError(f"unregistered owner key {entry.owner_key_id.hex()[:16]}…")
+                    entry.verify(owner)
+            except LedgerError as e:
+                raise CorruptionError(f"refusing to sign: leaf {idx}: {e}") from e
+            if lookup is not None and lookup != entry.output_hash:
+                raise CorruptionError(f"refusing to sign: leaf {idx}: lookup key does not match the entry")
+            hashes.append(merkle.leaf_hash(data))
+            expected += 1
+        if expected != size:
+            raise CorruptionError(f"refusing to sign: leaf {expected} is missing")
+        created = merkle.new_nodes(lo, frontier, hashes)
+        for k in range(0, len(created), 512):
+            chunk = created[k : k + 512]
+            stored = reader([(lv, i) for lv, i, _ in chunk])
+            for (lv, i, h), got in zip(chunk, stored, strict=True):
+                if not hmac.compare_digest(h, got):
+                    raise CorruptionError(f"refusing to sign: stored node (level {lv}, index {i}) does not match "
+                                          "the leaf data")
+        cache = frontier | {(lv, i): h for lv, i, h in created}
+        return merkle.tree_root(size, lambda cs: [cache[c] for c in cs])
+
     def sign_checkpoint(self, signer: Ed25519Signer, size: int | None = None) -> str:
-        """Sign and store a checkpoint of committed data only.
+        """Sign and store a checkpoint of committed, verified data only.
 
         The size and root are read back from the database, where appends are visible only after a durable
         COMMIT (WAL + synchronous=FULL), so a checkpoint can never cover data a crash could lose. Before
-        signing we prove consistency with the previous checkpoint from stored nodes: a log MUST NOT sign two
-        inconsistent checkpoints (tlog-checkpoint §Signatures), even if its database was tampered with.
+        signing we (1) check the schema, triggers, leaf count and owners, (2) check the tree extends both the
+        newest stored checkpoint and the newest one ever signed (the record file outside the database), and
+        (3) recompute the new part of the tree from the leaf data since then (entries, owner signatures, every
+        node). A log MUST NOT sign two inconsistent checkpoints (tlog-checkpoint §Signatures), even if its
+        database was tampered with or rolled back. Then the record is updated (fsynced) before the
+        checkpoint is stored and returned.
         """
         if not isinstance(signer, Ed25519Signer) or signer.vkey != self.log_key.vkey:
             raise SignatureError("this is not the log's signing key")
         size = self._check_size(size)
+        problems = self._integrity_problems()
+        if problems:
+            raise CorruptionError(f"refusing to sign: {problems[0]}" + (f" (and {len(problems) - 1} more)"
+                                                                        if len(problems) > 1 else ""))
+        previous = self.check_latest_checkpoint()  # includes the record comparison
+        trusted = [c for c in (previous.checkpoint if previous else None, self.signed_record()) if c is not None]
+        base = max(trusted, key=lambda c: c.size) if trusted else None
         reader = self._reader()
-        root = merkle.tree_root(size, reader)
-        previous = self.check_latest_checkpoint()
-        if previous is not None:
-            old = previous.checkpoint
-            lo, hi = sorted((old.size, size))
-            lo_root, hi_root = (old.root, root) if old.size <= size else (root, old.root)
+        if base is None or base.size <= size:
+            lo, lo_root = (base.size, base.root) if base is not None else (0, merkle.EMPTY_ROOT)
+            root = self._verify_since(lo, lo_root, size)
+            if not hmac.compare_digest(root, merkle.tree_root(size, reader)):
+                raise CorruptionError("refusing to sign: the stored tree root does not match the leaf data")
+        else:  # an older size than already signed: it must be a prefix of the signed tree
+            root = merkle.tree_root(size, reader)
             try:
-                if lo > 0:
-                    merkle.verify_consistency(
-                        lo, hi, merkle.consistency_proof(lo, hi, reader) if lo < hi else [], lo_root, hi_root
-                    )
+                if size > 0:
+                    merkle.verify_consistency(size, base.size, merkle.consistency_proof(size, base.size, reader),
+                                              root, base.root)
             except ProofError as e:
-                raise CorruptionError(f"refusing to sign: tree is inconsistent with checkpoint {old.size}") from e
+                raise CorruptionError(f"refusing to sign: tree is inconsistent with checkpoint {base.size}") from e
         note = sign_checkpoint(Checkpoint(self.origin, size, root), signer)
+        self._write_record(note, size)
         self.storage.add_checkpoint(size, note)
         stored = self.storage.checkpoint_at(size)  # an earlier signature of the same tree wins (same text)
         return stored if stored is not None else note
@@ -405,6 +609,14 @@ class TransparencyLog:
                     errors.append(f"checkpoint {cp_size}: covers {cp.size} leaves but the log has {size}")
                 elif not hmac.compare_digest(merkle.tree_root(cp.size, self._reader()), cp.root):
                     errors.append(f"checkpoint {cp_size}: root does not match the stored tree")
+        try:
+            problem = self._record_problem()
+        except CorruptionError as e:
+            problem = str(e)
+        if problem:
+            errors.append(problem)
+        # Tampering that leaves the data consistent: dropped/foreign triggers, deleted rows, emptied owners.
+        errors.extend(self._integrity_problems())
         if errors and raise_on_error:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             raise CorruptionError(f"fsck failed: {errors[0]}{more}")

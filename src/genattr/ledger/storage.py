@@ -151,6 +151,28 @@ def _triggers() -> list[str]:
     return out
 
 
+def _norm_sql(sql: str | None) -> str:
+    return " ".join((sql or "").split())
+
+
+def expected_schema() -> dict[tuple[str, str], str]:
+    """{(type, name): sql} of a freshly created log (built once in memory)."""
+    global _EXPECTED
+    if _EXPECTED is None:
+        c = sqlite3.connect(":memory:")
+        try:
+            for stmt in [s for s in _SCHEMA.split(";") if s.strip()] + _triggers():
+                c.execute(stmt)
+            _EXPECTED = {(t, n): sql for t, n, sql in c.execute(
+                "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}
+        finally:
+            c.close()
+    return _EXPECTED
+
+
+_EXPECTED: dict[tuple[str, str], str] | None = None
+
+
 class SQLiteStorage:
     """`LogStorage` on one SQLite file. Thread-safe (one connection behind a lock); process-safe via SQLite locks."""
 
@@ -444,6 +466,24 @@ class SQLiteStorage:
     def owners(self) -> list[str]:
         with self._guard("reading owner keys") as c:
             return [str(r[0]) for r in c.execute("SELECT vkey FROM owners ORDER BY key_id")]
+
+    def leaf_count(self) -> int:
+        """Number of leaf rows (equals `tree_size` unless rows were deleted behind the triggers' back)."""
+        with self._guard("counting leaves") as c:
+            return int(c.execute("SELECT count(*) FROM leaves").fetchone()[0])
+
+    def schema_problems(self) -> list[str]:
+        """Differences between the stored schema (tables, indexes, append-only triggers) and the one this
+        code creates: a dropped, altered or foreign trigger or table is tampering, not corruption."""
+        with self._guard("reading the schema") as c:
+            got = {(t, n): sql for t, n, sql in c.execute(
+                "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}
+        want = expected_schema()
+        problems = [f"{t} {n} is missing" for (t, n) in sorted(set(want) - set(got))]
+        problems += [f"foreign {t} {n} (not created by genattr)" for (t, n) in sorted(set(got) - set(want))]
+        problems += [f"{t} {n} was altered" for (t, n) in sorted(set(want) & set(got))
+                     if _norm_sql(want[(t, n)]) != _norm_sql(got[(t, n)])]
+        return problems
 
     def integrity_check(self) -> list[str]:
         with self._guard("checking database integrity") as c:

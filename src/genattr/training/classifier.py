@@ -85,11 +85,18 @@ class FashionClassifier(nn.Module):
 def train_classifier(train_x: torch.Tensor, train_y: torch.Tensor, *, epochs: int = 3, batch_size: int = 128,
                      lr: float = 1e-3, seed: int = 0, progress: bool = True) -> tuple[FashionClassifier, float]:
     """Adam + cross-entropy with random horizontal flips; returns (model, seconds)."""
+    with torch.random.fork_rng(devices=[]):  # seeded init (and dropout below) without touching the caller's RNG
+        torch.manual_seed(seed)
+        model = FashionClassifier(channels=train_x.shape[1])
+        return _train_classifier(model, train_x, train_y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                                 progress=progress)
+
+
+def _train_classifier(model: FashionClassifier, train_x: torch.Tensor, train_y: torch.Tensor, *, epochs: int,
+                      batch_size: int, lr: float, seed: int, progress: bool) -> tuple[FashionClassifier, float]:
     from rich.progress import track
 
-    torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = FashionClassifier(channels=train_x.shape[1])
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * (len(train_x) // batch_size))
     t0 = time.perf_counter()

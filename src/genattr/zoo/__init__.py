@@ -67,16 +67,27 @@ def entry(name: str, root: str | Path | None = None) -> dict[str, Any]:
 
 
 def verify(name: str, root: str | Path | None = None) -> Path:
-    """Check the weights' sha256 against the manifest; returns the model directory."""
+    """Check the weights' sha256 and the config against the manifest; returns the model directory."""
     e = entry(name, root)
     d = Path(root or zoo_dir()) / name
+    want = e.get("file_sha256") if isinstance(e, dict) else None
+    if not isinstance(want, str) or len(want) != 64:
+        raise IntegrityError(f"zoo model {name}: the manifest entry has no valid file_sha256")
     weights = d / "model.safetensors"
     if not weights.is_file():
         raise DataError(f"zoo model {name}: {weights} is missing")
     got = sha256_file(weights)
-    if got != e["file_sha256"]:
+    if got != want:
         raise IntegrityError(f"zoo model {name}: sha256 {got[:16]}… does not match the manifest "
-                             f"({e['file_sha256'][:16]}…); the file is corrupt or was modified")
+                             f"({want[:16]}…); the file is corrupt or was modified")
+    cfg = d / "config.json"
+    try:
+        meta = json.loads(cfg.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise DataError(f"zoo model {name}: unreadable {cfg} ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("config") != e.get("config") \
+            or ("arch" in e and meta.get("arch") != e["arch"]):
+        raise IntegrityError(f"zoo model {name}: {cfg} does not match the manifest (architecture or config)")
     return d
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from genattr.zoo import CLASSIFIER, MANIFEST, sha256_file, zoo_dir
-from genattr.zoo.recipes import FD_EVAL_N, RECIPES, Recipe, converged, recipe
+from genattr.zoo.recipes import FD_EVAL_N, RECIPES, ZOO_VERSION, Recipe, converged, recipe
 
 
 def docs_dir(root: Path) -> Path:
@@ -171,6 +171,14 @@ def rebuild(*, only: list[str] | None = None, runs: str | Path = "runs/zoo", roo
         if retrain and r.name in selected:
             _log(f"training {r.name}")
             man["models"][r.name] = build_generator(r, root, runs, progress=progress)
+    # Once every current recipe has been built (v2 entries carry "epoch_cap"), the manifest is a v2 zoo and the
+    # v1 names it replaced are retired; until then it stays a mixed v1 manifest.
+    if all("epoch_cap" in man["models"].get(r.name, {}) for r in RECIPES):
+        man["zoo_version"] = ZOO_VERSION
+        for stale_name in set(man["models"]) - {r.name for r in RECIPES}:
+            man["models"].pop(stale_name)
+            if (root / stale_name).is_dir():
+                shutil.rmtree(root / stale_name)
     # Measure what was just trained, what has never been measured, and everything on --measure-only.
     stale = [n for n, e in sorted(man["models"].items())
              if not retrain or n in selected or e.get("quality", {}).get("n") != n_eval]

@@ -58,6 +58,24 @@ RECIPES: tuple[Recipe, ...] = (
 )
 
 
+ZOO_VERSION = 2  # what `genattr zoo rebuild` builds now; written to the manifest as "zoo_version"
+
+# The recipes of zoo v1 (2–3 epochs, four models on seed 0), kept while the shipped zoo/ is still v1: the
+# manifest's "zoo_version" (absent = 1) says which recipe set built the weights on disk.
+RECIPES_V1: tuple[Recipe, ...] = (
+    Recipe("fmnist-dcgan-s0", "dcgan", 0, 2),
+    Recipe("fmnist-wgangp-s0", "wgan_gp", 0, 10),
+    Recipe("fmnist-lsgan-s0", "lsgan", 0, 3, n_critic=1),
+    Recipe("fmnist-ebgan-s0", "ebgan", 0, 2, n_critic=1),
+    *(Recipe(f"fmnist-dcgan-s{i}", "dcgan", i, 2) for i in range(1, 5)),
+)
+
+
+def recipes_for(manifest: dict) -> tuple[Recipe, ...]:
+    """The recipe set that built a zoo manifest's weights."""
+    return RECIPES if manifest.get("zoo_version", 1) == ZOO_VERSION else RECIPES_V1
+
+
 def recipe(name: str) -> Recipe:
     from genattr.errors import UnknownNameError
 

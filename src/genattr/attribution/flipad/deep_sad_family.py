@@ -1,47 +1,18 @@
-"""The single-model attributors of Laszkiewicz et al. (ICML 2024): FLIPAD, RawPAD, DCTPAD, SM-F, SM-Inv.
-
-A model owner asks "was this made by *my* generator G?". Each attributor has exactly one candidate, G, and
-maps onto the shared contract like this:
-
-    att = create_attributor("flipad").fit(generator=G, negatives=x_real)      # or fit({"my-gan": G}, ...)
-    att.calibrate({att.candidates_[0]: x_val_from_G}, target_fnr=0.005)       # G.1 threshold
-    att.predict(x)                                                             # ["my-gan", "UNKNOWN", ...]
-
-``fit(generator=G, negatives=x_neg, name=None)`` is a thin wrapper over the contract's
-``fit({name: G}, negatives=x_neg)``: the candidate is named ``name``, else the generator's ``zoo_name`` /
-``arch`` attribute, else ``"G"``. ``negatives`` is a tensor (N, C, H, W) in [-1, 1] (real images or another
-generator's samples); SM-F and SM-Inv do not learn from negatives and ignore them. The optional fit
-parameter ``positives`` (a tensor of G's images) replaces the ``n_train`` samples the method would draw —
-e.g. perturbed samples for the "immunised" setting of Table 3 (FLIPAD still needs G itself for z̄ and A).
-``decision_function`` returns (n, 1) scores, higher = more likely from G: the negated anomaly score of each
-method, so the base class's FNR calibration sets τ at the (1 − fnr)-quantile of the validation anomaly
-scores (G.1).
-
-Positives are ``n_train`` samples of G drawn with ``seed``; with ``quantize=True`` they are rounded to 8-bit
-levels first, as images saved to PNG (the form in which content is deployed and real images are stored):
-otherwise a detector could learn "exact float output of G" versus "8-bit image", which says nothing about
-the model.
-"""
+"""The Deep SAD family of Laszkiewicz et al. (ICML 2024): RawPAD and DCTPAD (§4.1) and FLIPAD (§4.3), each
+features f(x) + Deep SAD (appendix B) on one generator's samples against negatives."""
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any
 
 import torch
 from torch import nn
 
-from genattr.attribution.base import Attributor, Capabilities, InvalidInputError, check_images
+from genattr.attribution.base import Capabilities
 from genattr.attribution.flipad.deep_sad import DeepSADNet, anomaly_score, train_deep_sad
-from genattr.attribution.flipad.features import (
-    dct_features,
-    gaussian_residual,
-    pool_features,
-    raw_features,
-    standardize,
-)
+from genattr.attribution.flipad.features import dct_features, pool_features, raw_features
 from genattr.attribution.flipad.fista import (
     LinearOperator,
     invert_final_layer,
@@ -50,97 +21,10 @@ from genattr.attribution.flipad.fista import (
     operator_from_module,
 )
 from genattr.attribution.flipad.gaussian import fit_gaussian, fuse_max, mahalanobis, tail_scale
-from genattr.attribution.flipad.inversion import generator_forward, invert_latents
+from genattr.attribution.flipad.single_model import SingleModelAttributor
 from genattr.attribution.registry import register_attributor
 from genattr.errors import ConfigError
-from genattr.sampling import derive_seed, draw
-
-RANGE_TOL = 1e-3  # slack on [-1, 1] for float round-off in callers' pipelines
-
-
-def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
-    """Round [-1, 1] images to the 256 levels of an 8-bit PNG (as ``genattr.data.to_model`` decodes them)."""
-    return torch.round((x.clamp(-1, 1) + 1) * 127.5) / 127.5 - 1
-
-
-def validate_images(x: Any, shape: list[int] | None = None, *, what: str = "x") -> torch.Tensor:
-    """NCHW float in [-1, 1], finite, and of the fitted (C, H, W) shape; raises InvalidInputError."""
-    x = check_images(x, what=what)
-    if shape is not None and list(x.shape[1:]) != list(shape):
-        raise InvalidInputError(f"{what}: expected images of shape (N, {', '.join(map(str, shape))}) "
-                                f"(channels, height, width), got {tuple(x.shape)}")
-    if x.numel():
-        if not bool(torch.isfinite(x).all()):
-            raise InvalidInputError(f"{what} contains NaN or infinite values")
-        lo, hi = float(x.min()), float(x.max())
-        if lo < -1 - RANGE_TOL or hi > 1 + RANGE_TOL:
-            raise InvalidInputError(f"{what} has values in [{lo:.3g}, {hi:.3g}], outside [-1, 1]; "
-                                    "convert uint8 images with genattr.data.to_model")
-    return x
-
-
-def _default_name(generator: Any) -> str:
-    for attr in ("zoo_name", "arch"):
-        v = getattr(generator, attr, None)
-        if isinstance(v, str) and v:
-            return v
-    return "G"
-
-
-class SingleModelAttributor(Attributor):
-    """Shared plumbing: one candidate G, ``fit(generator=G, negatives=...)``, input checks, positives."""
-
-    capabilities = Capabilities(needs_training_images=True, supports_open_set=True)
-    needs_negatives = True
-
-    def fit(self, candidates: Mapping[str, Any] | None = None, /, *, generator: Any = None,
-            negatives: torch.Tensor | None = None, name: str | None = None, **fit_params: Any) -> Self:
-        """``fit(generator=G, negatives=x_neg)`` or the contract's ``fit({name: G}, negatives=x_neg)``."""
-        if generator is not None:
-            if candidates is not None:
-                raise ConfigError("pass either candidates {name: G} or generator=G, not both")
-            candidates = {name or _default_name(generator): generator}
-        elif candidates is None:
-            raise ConfigError(f"{type(self).__name__}.fit needs generator=G (or a mapping {{name: G}})")
-        elif name is not None:
-            raise ConfigError("name= only applies with generator=G")
-        if isinstance(candidates, Mapping) and len(candidates) != 1:
-            raise ConfigError(f"{type(self).__name__} is a single-model method: fit one generator, "
-                              f"got {len(candidates)} candidates")
-        return super().fit(candidates, negatives=negatives, **fit_params)
-
-    # -- helpers -------------------------------------------------------------------------------------------
-    def _positives(self, name: str, src: Any, n: int) -> torch.Tensor:
-        if isinstance(src, torch.Tensor):
-            return validate_images(src, what=f"candidates[{name!r}]").detach().float().clone()
-        if n < 1:
-            raise ConfigError(f"n_train must be >= 1, got {n}")
-        g = torch.Generator().manual_seed(derive_seed(self.seed, "positives", name))  # type: ignore[attr-defined]
-        x = draw(src, n, g)
-        x = quantize_8bit(x) if getattr(self, "quantize", False) else x
-        return validate_images(x, what=f"samples of {name!r}")
-
-    def _negatives(self, negatives: Any, shape: list[int]) -> torch.Tensor | None:
-        if negatives is None:
-            if self.needs_negatives:
-                raise ConfigError(f"{type(self).__name__}.fit needs negatives=images (real images or another "
-                                  "generator's samples), a tensor (N, C, H, W) in [-1, 1]")
-            return None
-        if not isinstance(negatives, torch.Tensor):
-            raise ConfigError(f"negatives must be a tensor (N, C, H, W), got {type(negatives).__name__}")
-        x = validate_images(negatives, shape, what="negatives")
-        if x.shape[0] == 0 and self.needs_negatives:
-            raise ConfigError("negatives is empty")
-        return x.detach().float()
-
-    def _check(self, x: torch.Tensor) -> torch.Tensor:
-        return validate_images(x, self.image_shape_).detach().to("cpu", torch.float32)
-
-
-# -------------------------------------------------------------------------------------------------------------
-# Deep SAD family: RawPAD, DCTPAD, FLIPAD
-# -------------------------------------------------------------------------------------------------------------
-
+from genattr.sampling import derive_seed
 
 DETECTORS = ("deep-sad", "deep-sad+gaussian")
 # Until calibrate() sees held-out images: G.1's FNR 0.005 split over the two fused detectors.
@@ -157,6 +41,29 @@ class DeepSADAttributor(SingleModelAttributor):
     targets, from the training positives until then).
     """
 
+    # Deep SAD hyperparameters shared by RawPAD, DCTPAD and FLIPAD (appendix B / G.7 defaults in each class).
+    n_train: int
+    epochs: int
+    lr: float
+    lr_milestones: tuple[int, ...]
+    weight_decay: float
+    batch_size: int
+    eta: float
+    widths: tuple[int, ...]
+    kernel_size: int
+    rep_dim: int
+    detector: str
+    unshuffle: int = 1
+
+    def __init__(self, *, n_train: int = 10_000, epochs: int = 50, lr: float = 5e-4,
+                 lr_milestones: tuple[int, ...] = (25,), weight_decay: float = 0.5e-6, batch_size: int = 128,
+                 eta: float = 1.0, widths: tuple[int, ...] = (16, 32, 64), kernel_size: int = 3, rep_dim: int = 32,
+                 quantize: bool = True, seed: int = 0, detector: str = "deep-sad") -> None:
+        self.n_train, self.epochs, self.lr, self.lr_milestones = n_train, epochs, lr, lr_milestones
+        self.weight_decay, self.batch_size, self.eta = weight_decay, batch_size, eta
+        self.widths, self.kernel_size, self.rep_dim = widths, kernel_size, rep_dim
+        self.quantize, self.seed, self.detector = quantize, seed, detector
+
     def _prepare(self, name: str, src: Any) -> None:
         """Method-specific fitted state needed by :meth:`_features` (before any feature is computed)."""
 
@@ -167,7 +74,7 @@ class DeepSADAttributor(SingleModelAttributor):
         """Features, optionally space-to-depth rearranged (lossless) so φ's first convolution runs at half
         the resolution on 4× the channels: 5–10× faster on CPU than a 1-channel conv at 32×32."""
         f = self._features(x)
-        u = int(getattr(self, "unshuffle", 1) or 1)
+        u = int(self.unshuffle or 1)
         if u > 1:
             if f.shape[-1] % u or f.shape[-2] % u:
                 raise ConfigError(f"unshuffle={u} does not divide the feature size {tuple(f.shape[-2:])}")
@@ -180,7 +87,7 @@ class DeepSADAttributor(SingleModelAttributor):
         self._check_detector()
         self._prepare(name, src)
         t0 = time.perf_counter()
-        pos = self._positives(name, src if positives is None else positives, self.n_train)  # type: ignore
+        pos = self._positives(name, src if positives is None else positives, self.n_train)
         self.image_shape_ = list(pos.shape[1:])
         neg = self._negatives(negatives, self.image_shape_)
         assert neg is not None
@@ -192,18 +99,18 @@ class DeepSADAttributor(SingleModelAttributor):
             raise ConfigError(f"Deep SAD expects square (C, H, H) features, got {self.feature_shape_}")
         targets = torch.cat([torch.ones(pos.shape[0]), -torch.ones(neg.shape[0])])
         with torch.random.fork_rng(devices=[]):  # seeded initialisation without touching the global RNG
-            torch.manual_seed(derive_seed(self.seed, "deep-sad-init"))  # type: ignore[attr-defined]
+            torch.manual_seed(derive_seed(self.seed, "deep-sad-init"))
             net = self._build_module("net_")
-        res = train_deep_sad(net, feats, targets, epochs=self.epochs, lr=self.lr,  # type: ignore[attr-defined]
-                             lr_milestones=self.lr_milestones, weight_decay=self.weight_decay,  # type: ignore
-                             batch_size=self.batch_size, eta=self.eta,  # type: ignore[attr-defined]
-                             generator=torch.Generator().manual_seed(derive_seed(self.seed, "deep-sad")))  # type: ignore
+        res = train_deep_sad(net, feats, targets, epochs=self.epochs, lr=self.lr,
+                             lr_milestones=self.lr_milestones, weight_decay=self.weight_decay,
+                             batch_size=self.batch_size, eta=self.eta,
+                             generator=torch.Generator().manual_seed(derive_seed(self.seed, "deep-sad")))
         self.net_ = net.eval()
         self.center_ = res.center
         self.train_losses_ = [float(v) for v in res.epoch_losses]
         self.timings_ = {"sampling_s": t1 - t0, "features_s": t2 - t1, "deep_sad_s": res.seconds,
                          "n_positives": int(pos.shape[0]), "n_negatives": int(neg.shape[0])}
-        if self.detector == "deep-sad+gaussian":  # type: ignore[attr-defined]
+        if self.detector == "deep-sad+gaussian":
             t3 = time.perf_counter()
             self.gauss_mean_, self.gauss_precision_ = fit_gaussian(feats[:pos.shape[0]])
             # Provisional common scale from the (seen) positives; calibrate() replaces it with held-out data.
@@ -212,11 +119,11 @@ class DeepSADAttributor(SingleModelAttributor):
 
     def _build_module(self, name: str) -> nn.Module:
         c, h, _ = self.feature_shape_
-        return DeepSADNet(c, h, self.widths, kernel_size=self.kernel_size, rep_dim=self.rep_dim)  # type: ignore
+        return DeepSADNet(c, h, self.widths, kernel_size=self.kernel_size, rep_dim=self.rep_dim)
 
     def _check_detector(self) -> None:
-        if self.detector not in DETECTORS:  # type: ignore[attr-defined]
-            raise ConfigError(f"unknown detector {self.detector!r}; choose one of {DETECTORS}")  # type: ignore
+        if self.detector not in DETECTORS:
+            raise ConfigError(f"unknown detector {self.detector!r}; choose one of {DETECTORS}")
 
     def _component_anomalies(self, feats: torch.Tensor) -> torch.Tensor:
         """(n, K) anomaly scores of features: Deep SAD's distance, then the Gaussian's Mahalanobis distance."""
@@ -252,15 +159,6 @@ class DeepSADAttributor(SingleModelAttributor):
         return -self.anomaly_score(x)[:, None]
 
 
-def _deep_sad_params(obj: Any, *, n_train: int, epochs: int, lr: float, lr_milestones: Any, weight_decay: float,
-                     batch_size: int, eta: float, widths: Any, kernel_size: int, rep_dim: int, quantize: bool,
-                     seed: int, detector: str) -> None:
-    obj.detector = detector
-    obj.n_train, obj.epochs, obj.lr, obj.lr_milestones = n_train, epochs, lr, lr_milestones
-    obj.weight_decay, obj.batch_size, obj.eta = weight_decay, batch_size, eta
-    obj.widths, obj.kernel_size, obj.rep_dim, obj.quantize, obj.seed = widths, kernel_size, rep_dim, quantize, seed
-
-
 @register_attributor("rawpad")
 class RawPAD(DeepSADAttributor):
     """RawPAD (§4.1, G.7): Deep SAD on the image, nearest-neighbour downsampled to ``size`` (None = as is),
@@ -273,7 +171,7 @@ class RawPAD(DeepSADAttributor):
                  detector: str = "deep-sad") -> None:
         self.size = size
         self.unshuffle = unshuffle
-        _deep_sad_params(self, n_train=n_train, epochs=epochs, lr=lr, lr_milestones=lr_milestones,
+        super().__init__(n_train=n_train, epochs=epochs, lr=lr, lr_milestones=lr_milestones,
                          weight_decay=weight_decay, batch_size=batch_size, eta=eta, widths=widths,
                          kernel_size=kernel_size, rep_dim=rep_dim, quantize=quantize, seed=seed,
                          detector=detector)
@@ -294,7 +192,7 @@ class DCTPAD(DeepSADAttributor):
                  detector: str = "deep-sad") -> None:
         self.crop = crop
         self.unshuffle = unshuffle
-        _deep_sad_params(self, n_train=n_train, epochs=epochs, lr=lr, lr_milestones=lr_milestones,
+        super().__init__(n_train=n_train, epochs=epochs, lr=lr, lr_milestones=lr_milestones,
                          weight_decay=weight_decay, batch_size=batch_size, eta=eta, widths=widths,
                          kernel_size=kernel_size, rep_dim=rep_dim, quantize=quantize, seed=seed,
                          detector=detector)
@@ -334,7 +232,7 @@ class FLIPAD(DeepSADAttributor):
         self.lam, self.clip_eps, self.max_iter, self.tol = lam, clip_eps, max_iter, tol
         self.data_term = data_term
         self.check_every, self.chunk_size, self.pool_size, self.n_mean = check_every, chunk_size, pool_size, n_mean
-        _deep_sad_params(self, n_train=n_train, epochs=epochs, lr=lr, lr_milestones=lr_milestones,
+        super().__init__(n_train=n_train, epochs=epochs, lr=lr, lr_milestones=lr_milestones,
                          weight_decay=weight_decay, batch_size=batch_size, eta=eta, widths=widths,
                          kernel_size=kernel_size, rep_dim=rep_dim, quantize=quantize, seed=seed,
                          detector=detector)
@@ -403,95 +301,4 @@ def mean_penultimate(generator: Any, n: int, rng: torch.Generator, batch_size: i
         generator.train(was)
 
 
-# -------------------------------------------------------------------------------------------------------------
-# Appendix E: SM-F and SM-Inv
-# -------------------------------------------------------------------------------------------------------------
-
-
-@register_attributor("sm-f")
-class SMFingerprint(SingleModelAttributor):
-    """SM-F (appendix E): fingerprint f_G = mean noise residual of ``n_train`` samples of G; score
-    f̃_Gᵀ r̃(x) / D, the correlation of x's standardised residual with the standardised fingerprint (the
-    negated anomaly score s(x) = −f̃ᵀx̃). Residuals: a 3×3 Gaussian denoiser (see ``gaussian_residual``)."""
-
-    needs_negatives = False
-
-    def __init__(self, *, n_train: int = 10_000, sigma: float = 1.0, quantize: bool = True, seed: int = 0) -> None:
-        self.n_train = n_train
-        self.sigma = sigma
-        self.quantize = quantize
-        self.seed = seed
-
-    def _fit(self, candidates: Mapping[str, Any], *, negatives: torch.Tensor | None = None,
-             positives: torch.Tensor | None = None) -> None:
-        (name, src), = candidates.items()
-        t0 = time.perf_counter()
-        pos = self._positives(name, src if positives is None else positives, self.n_train)
-        self.image_shape_ = list(pos.shape[1:])
-        self._negatives(negatives, self.image_shape_)  # validated, not used (SM-F learns from G only)
-        fp = torch.zeros(self.image_shape_, dtype=torch.float64)
-        for i in range(0, pos.shape[0], 1024):
-            fp += gaussian_residual(pos[i:i + 1024].double(), self.sigma).sum(0)
-        self.fingerprint_ = (fp / pos.shape[0]).float()
-        self.timings_ = {"fingerprint_s": time.perf_counter() - t0, "n_positives": int(pos.shape[0])}
-
-    def _decision_function(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._check(x)
-        r = standardize(gaussian_residual(x.double(), self.sigma))
-        f = standardize(self.fingerprint_[None].double())
-        return ((r @ f.T) / r.shape[1]).float()
-
-
-@register_attributor("sm-inv")
-class SMInversion(SingleModelAttributor):
-    """SM-Inv₂ (appendix E): s(x) = ‖x − G(ẑ)‖₂ / D with ẑ the best of ``restarts`` Adam inversions
-    (G.7: 10 restarts, lr 0.1, 1000 steps); score −s(x). All images start from the same ``restarts`` seeds
-    (drawn once at fit), so each image's score is independent of its batch."""
-
-    capabilities = Capabilities(needs_generator_weights=True, supports_open_set=True)
-    needs_negatives = False
-
-    def __init__(self, *, restarts: int = 10, steps: int = 1000, lr: float = 0.1, chunk_size: int = 64,
-                 seed: int = 0) -> None:
-        self.restarts = restarts
-        self.steps = steps
-        self.lr = lr
-        self.chunk_size = chunk_size
-        self.seed = seed
-
-    def _fit(self, candidates: Mapping[str, Any], *, negatives: torch.Tensor | None = None) -> None:
-        (name, src), = candidates.items()
-        if not (isinstance(src, nn.Module) and hasattr(src, "arch") and hasattr(src, "config")
-                and hasattr(src, "latent_dim")):
-            raise ConfigError(f"SM-Inv needs the weights of {name!r}: a genattr Generator (from genattr.zoo or "
-                              "genattr.generators)")
-        if self.restarts < 1 or self.steps < 0 or self.lr <= 0:
-            raise ConfigError("SM-Inv needs restarts >= 1, steps >= 0 and lr > 0")
-        self.generator_spec_ = {"arch": src.arch, "config": src.config}
-        gen = copy.deepcopy(src)
-        generator_forward(gen)
-        self.generator_ = gen
-        with torch.no_grad():
-            x0 = gen(torch.zeros(1, src.latent_dim))
-        self.image_shape_ = list(x0.shape[1:])
-        self._negatives(negatives, self.image_shape_)
-        g = torch.Generator().manual_seed(derive_seed(self.seed, "sm-inv-restarts"))
-        self.z_init_ = torch.randn(self.restarts, src.latent_dim, generator=g)
-
-    def _build_module(self, name: str) -> nn.Module:
-        from genattr.generators import create_generator
-
-        gen = create_generator(self.generator_spec_["arch"], **self.generator_spec_["config"])
-        return generator_forward(gen)
-
-    def _decision_function(self, x: torch.Tensor) -> torch.Tensor:
-        x = self._check(x)
-        res = invert_latents(self.generator_, x, self.z_init_, steps=self.steps, lr=self.lr,
-                             chunk_size=self.chunk_size)
-        return -res.distance[:, None].float()
-
-
-ATTRIBUTORS = {"flipad": FLIPAD, "rawpad": RawPAD, "dctpad": DCTPAD, "sm-f": SMFingerprint, "sm-inv": SMInversion}
-
-__all__ = ["ATTRIBUTORS", "DCTPAD", "FLIPAD", "RawPAD", "SMFingerprint", "SMInversion", "SingleModelAttributor",
-           "mean_penultimate", "quantize_8bit", "validate_images"]
+__all__ = ["DCTPAD", "DETECTORS", "FLIPAD", "DeepSADAttributor", "RawPAD", "mean_penultimate"]
