@@ -24,6 +24,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 demo: install
+	@.ci/ensure-fashion-mnist
 	$(VENV)/bin/genattr demo --out demo-out
 
 test: install-dev

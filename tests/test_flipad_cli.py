@@ -46,7 +46,10 @@ def test_fit_then_score(tiny_zoo: Path, tmp_path: Path) -> None:
     assert "NOT verified" in r.stderr
     res = json.loads(r.stdout)
     assert res["model"] == "tiny-dcgan" and res["method"] == "flipad" and len(res["images"]) == 3
-    assert {im["label"] for im in res["images"]} <= {"tiny-dcgan", "UNKNOWN"}
+    # Behaviour on fixed seeds: G's own samples score above the noise image, which is rejected.
+    own, noise = res["images"][:2], res["images"][2]
+    assert noise["label"] == "UNKNOWN"
+    assert all(im["score"] > noise["score"] for im in own)
     r = runner.invoke(app, ["flipad", "score", str(out), str(imgs[0]), "--trust-unverified"])
     assert r.exit_code == 0 and "tiny-dcgan" in r.stdout
 
@@ -98,7 +101,10 @@ def test_demo_flipad_step_on_a_shipped_detector(tiny_zoo: Path, tmp_path: Path) 
     assert res is not None and res["model"] == "tiny-dcgan" and res["target_fnr"] == 0.005
     assert res["rows"][0]["source"] == "tiny-dcgan"
     assert {row["source"] for row in res["rows"]} >= set(zoo.names())
-    assert all(row["n"] == 4 and 0 <= row["accepted"] <= 4 for row in res["rows"])
+    assert all(row["n"] == 4 for row in res["rows"])
+    # the detector accepts its own generator's samples more often than any other source's
+    own = res["rows"][0]["accepted"]
+    assert own >= 1 and all(own >= row["accepted"] for row in res["rows"][1:])
     assert flipad_step(n=4, seed=0, console=console, models_dir=tmp_path / "missing") is None
     assert "FLIPAD step skipped" in console.export_text()
 

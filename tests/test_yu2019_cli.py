@@ -90,7 +90,16 @@ def test_classify_predict_json_and_table(reproduced: tuple[Path, Path], tmp_path
     data = json.loads(r.stdout)
     assert data["attributor"] == "gan-fingerprint-classifier" and len(data["predictions"]) == 2
     p = data["predictions"][0]
-    assert p["label"] in [*data["candidates"], "UNKNOWN"] and len(p["top"]) == 3
+    assert len(p["top"]) == 3
+    # The CLI answers what the library answers on the decoded PNGs (exactly the 8-bit images), on fixed seeds.
+    # (At --quick sizes the net itself is near chance, so its accuracy is not what this test checks.)
+    from genattr.attribution.shipping import load_shipped
+    from genattr.data import quantize_8bit
+
+    att = load_shipped("seeds", models)
+    assert [q["label"] for q in data["predictions"]] == att.predict(quantize_8bit(x))
+    scores = att.decision_function(quantize_8bit(x))
+    assert [q["top"][0]["candidate"] for q in data["predictions"]] == [att.candidates_[j] for j in scores.argmax(1)]
     assert p["confidence"] == pytest.approx(p["top"][0]["confidence"])
     assert sum(t["confidence"] for t in p["top"]) == pytest.approx(1.0, abs=1e-5)  # all 3 of 3 candidates
     r = runner.invoke(classify_app, ["predict", "--model", str(models / "seeds"), str(paths[0]), "--top", "2"])

@@ -123,3 +123,46 @@ def test_measure_only_rebuild_writes_manifest_report_and_grids(tiny_zoo: Path) -
     assert "tiny-lsgan" in (tiny_zoo.parent / "docs" / "zoo" / "README.md").read_text()
     again = rebuild(root=tiny_zoo, n_eval=200, retrain=False, progress=False)  # measured deterministically
     assert again["models"]["tiny-lsgan"]["quality"] == man["models"]["tiny-lsgan"]["quality"]
+
+
+def test_assets_found_through_genattr_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A non-editable install has no zoo beside it: GENATTR_HOME points at one, and without it the error is
+    one line that says how to fix it."""
+    from typer.testing import CliRunner
+
+    from genattr import paths
+    from genattr.cli.main import app
+    from genattr.zoo import _load_cached
+    from tests.conftest import build_tiny_zoo
+
+    monkeypatch.delenv("GENATTR_ZOO_DIR", raising=False)
+    monkeypatch.delenv("GENATTR_MODELS_DIR", raising=False)
+    monkeypatch.setattr(paths, "_CHECKOUT", tmp_path / "site-packages")  # as installed: no zoo beside the code
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GENATTR_HOME", str(tmp_path / "nowhere"))
+    r = CliRunner().invoke(app, ["zoo", "list"])
+    assert r.exit_code == 1 and "GENATTR_HOME" in r.output and len(r.output.strip().splitlines()) <= 2
+    home = tmp_path / "assets"
+    (home / "zoo").mkdir(parents=True)
+    build_tiny_zoo(home / "zoo")
+    monkeypatch.setenv("GENATTR_HOME", str(home))
+    _load_cached.cache_clear()
+    assert zoo.names() == ["tiny-dcgan", "tiny-lsgan"] and paths.models_dir("yu2019") == home / "models" / "yu2019"
+    monkeypatch.delenv("GENATTR_HOME")
+    monkeypatch.chdir(home)  # run from a folder holding the assets
+    assert paths.zoo_dir() == home / "zoo"
+    _load_cached.cache_clear()
+
+
+def test_fd_curves_plot_and_report(tmp_path: Path) -> None:
+    from genattr.zoo.build import plot_fd_curves, write_report
+
+    man = {"models": {"m-s1": {"arch": "dcgan", "seed": 1, "epochs": 3, "train_seconds": 1.0,
+                               "fd_curve": [90.0, 50, 41],
+                               "quality": {"fd": 40.0, "classifier_confidence": 0.8}}},
+           "classifier": {"test_accuracy": 0.9}, "quality_reference": {"n": 10, "real_train_vs_real_test": 0.4}}
+    png = plot_fd_curves(man, tmp_path / "fd_curves.png")
+    assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    write_report(man, tmp_path / "README.md")
+    assert "fd_curves.png" in (tmp_path / "README.md").read_text()
+    assert plot_fd_curves({"models": {}}, tmp_path / "none.png") is None

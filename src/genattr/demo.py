@@ -13,7 +13,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-_MODELS = Path(__file__).resolve().parents[2] / "models"  # models/ of the source checkout, next to zoo/
+from genattr.paths import models_dir as _models_dir
 
 
 def _demo_images(name: str, n: int, seed: int) -> torch.Tensor:
@@ -117,7 +117,7 @@ def attribution_step(*, n: int, seed: int, console: Console, models_dir: str | P
     from genattr.attribution.shipping import load_shipped
     from genattr.errors import GenattrError
 
-    models_dir = _MODELS / "yu2019" if models_dir is None else models_dir
+    models_dir = _models_dir("yu2019") if models_dir is None else models_dir
     try:
         att = load_shipped(model, Path(models_dir), rebuild="genattr reproduce yu2019")
     except GenattrError as exc:
@@ -150,7 +150,7 @@ def flipad_step(*, n: int, seed: int, console: Console, models_dir: str | Path |
     from genattr.attribution.shipping import load_shipped
     from genattr.errors import GenattrError
 
-    models_dir = _MODELS / "flipad" if models_dir is None else Path(models_dir)
+    models_dir = _models_dir("flipad") if models_dir is None else Path(models_dir)
     try:
         att = load_shipped(model, models_dir, rebuild="genattr reproduce flipad --only table1")
     except GenattrError as exc:

@@ -160,3 +160,67 @@ def test_valid_proofs_with_random_edits_never_verify(n: int, data) -> None:
         return
     with pytest.raises(ProofError):
         verify_inclusion(tree.levels[0][m], m, n, edited, tree.root(n))
+
+
+def _verifies(fn, *args) -> bool:
+    try:
+        fn(*args)
+    except LedgerError:
+        return False
+    return True
+
+
+@FUZZ
+@given(st.data())
+def test_corrupted_inclusion_bundles_are_rejected(material, data) -> None:
+    """A mutated bundle either fails to parse or, if anything it carries changed, fails verification."""
+    orig = TlogProof.parse(material["bundle"])
+    root = material["tree"].root(12)
+    try:
+        p = TlogProof.parse(data.draw(mutated(material["bundle"])))
+    except LedgerError:
+        return
+    if p.extra is None:
+        return
+    changed = (p.index, p.proof, p.extra) != (orig.index, orig.proof, orig.extra)
+    assert _verifies(verify_inclusion, leaf_hash(p.extra), p.index, 12, list(p.proof), root) is not changed
+
+
+@FUZZ
+@given(st.data())
+def test_structurally_corrupted_proofs_are_rejected(material, make_entry, data) -> None:
+    """Flip a bit in one proof hash, drop, duplicate or swap hashes, or shift the index / sizes: never valid."""
+    tree = material["tree"]
+    size = 12
+    index = data.draw(st.integers(0, size - 1))
+    old = data.draw(st.integers(1, size - 1))
+    inc, con = list(tree.inclusion_proof(index, size)), list(tree.consistency_proof(old, size))
+    leaf = leaf_hash(make_entry(index).encode())
+    assert _verifies(verify_inclusion, leaf, index, size, inc, tree.root(size))
+    assert _verifies(verify_consistency, old, size, con, tree.root(old), tree.root(size))
+    kind = data.draw(st.sampled_from(["flip", "drop", "dup", "swap", "shift"]))
+    for proof in (inc, con):
+        bad = list(proof)
+        if kind == "flip" and bad:
+            j, bit = data.draw(st.integers(0, len(bad) - 1)), data.draw(st.integers(0, 255))
+            h = bytearray(bad[j])
+            h[bit // 8] ^= 1 << (bit % 8)
+            bad[j] = bytes(h)
+        elif kind == "drop" and bad:
+            del bad[data.draw(st.integers(0, len(bad) - 1))]
+        elif kind == "dup" and bad:
+            bad.insert(0, bad[data.draw(st.integers(0, len(bad) - 1))])
+        elif kind == "swap" and len(bad) > 1 and bad[0] != bad[1]:
+            bad[0], bad[1] = bad[1], bad[0]
+        elif kind == "shift":
+            pass
+        else:
+            continue
+        if proof is con:
+            sizes = (old + 1, size) if kind == "shift" and old + 1 < size else (old, size)
+            if sizes == (old, size) and bad == con:
+                continue
+            assert not _verifies(verify_consistency, sizes[0], sizes[1], bad, tree.root(old), tree.root(size))
+        else:
+            idx = (index + 1) % size if kind == "shift" else index
+            assert not _verifies(verify_inclusion, leaf, idx, size, bad, tree.root(size))

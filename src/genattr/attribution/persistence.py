@@ -181,6 +181,8 @@ class PersistenceMixin:
         validate_saved_state(meta, tensor_names=tensors.keys(), where=str(paths[2]))
         try:
             obj._set_state(tensors, meta)
+        except NotImplementedError:  # a programming error in the class (no _build_module), not bad data
+            raise
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
             raise DataError(f"{directory}: saved state does not fit {target.__name__} ({exc})") from exc
         if not obj.is_fitted:

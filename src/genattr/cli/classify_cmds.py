@@ -65,13 +65,24 @@ def train(
     """Train the attribution network on {real, sources}, calibrate open-set thresholds, save it."""
     import torch
 
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:  # the command may run in-process (tests, notebooks): leave the caller's thread count alone
+        _train(out, source, real, n_train, n_val, variant, factor, pool_at, width, epochs, target_fnr, seed)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _train(out: Path, source: list[str], real: str, n_train: int, n_val: int, variant: str, factor: int,
+           pool_at: int, width: int, epochs: int, target_fnr: float, seed: int) -> None:
+    import torch
+
     from genattr import REAL
     from genattr.attribution.gan_fingerprint import GANFingerprintClassifier
     from genattr.data import real_splits
     from genattr.errors import ConfigError
     from genattr.sampling import derive_seed
 
-    torch.set_num_threads(threads)
     size = 32
     data: dict[str, torch.Tensor] = {}
     if real != "none":

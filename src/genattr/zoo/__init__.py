@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,10 @@ CLASSIFIER = "fmnist-classifier"
 
 
 def zoo_dir() -> Path:
-    """``$GENATTR_ZOO_DIR`` if set, else ``zoo/`` of the source checkout this package is installed from."""
-    env = os.environ.get("GENATTR_ZOO_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "zoo"
+    """``$GENATTR_ZOO_DIR``, else ``$GENATTR_HOME/zoo``, else the checkout's ``zoo/`` (:mod:`genattr.paths`)."""
+    from genattr import paths
+
+    return paths.zoo_dir()
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -43,7 +41,9 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 def manifest(root: str | Path | None = None) -> dict[str, Any]:
     path = Path(root or zoo_dir()) / MANIFEST
     if not path.is_file():
-        raise DataError(f"zoo manifest {path} not found; set GENATTR_ZOO_DIR or run `genattr zoo rebuild`")
+        from genattr.paths import HINT
+
+        raise DataError(f"zoo manifest {path} not found; {HINT}, or GENATTR_ZOO_DIR, or run `genattr zoo rebuild`")
     try:
         data = json.loads(path.read_text())
         if not isinstance(data, dict) or not isinstance(data.get("models"), dict):

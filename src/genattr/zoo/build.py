@@ -127,6 +127,31 @@ def measure_quality(root: Path, model_names: Iterable[str], *, n_eval: int = 10_
     return out
 
 
+def plot_fd_curves(man: dict[str, Any], path: Path) -> Path | None:
+    """One panel per model: the per-epoch FD(2k) recorded during training (convergence evidence)."""
+    from genattr.figures import figure
+
+    curves = {n: e["fd_curve"] for n, e in sorted(man["models"].items()) if e.get("fd_curve")}
+    if not curves:
+        return None
+    cols = min(4, len(curves))
+    rows = (len(curves) + cols - 1) // cols
+    fig = figure(3.2 * cols, 2.6 * rows)
+    for i, (name, fds) in enumerate(curves.items()):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.plot(range(1, len(fds) + 1), fds, marker="o", linewidth=1.2)
+        ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylabel("FD (2k samples)", fontsize=8)
+        ax.axhline(40, color="grey", linestyle=":", linewidth=1)  # the zoo target
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
 def write_report(man: dict[str, Any], path: Path) -> None:
     ref = man["quality_reference"]
     lines = ["# The genattr zoo", "",
@@ -141,6 +166,14 @@ def write_report(man: dict[str, Any], path: Path) -> None:
         q = e["quality"]
         lines.append(f"| {name} | {e['arch']} | {e['seed']} | {e['epochs']} | {e['train_seconds']:.0f} | "
                      f"{q['fd']:.2f} | {q['classifier_confidence']:.3f} | ![]({name}.png) |")
+    if any(e.get("fd_curve") for e in man["models"].values()):
+        lines += ["", "## Convergence", "",
+                  f"Per-epoch FD on {FD_EVAL_N} samples during training (training stops once the best FD of the "
+                  "last 3 epochs is under 5 % below the best before them, or at the recipe's epoch cap):", "",
+                  "![FD curves](fd_curves.png)"]
+    if (path.parent / "final_layers.md").is_file():
+        lines += ["", "Final-layer similarity of every pair: [final_layers.md](final_layers.md) "
+                      "(`python benchmarks/zoo_final_layers.py`)."]
     lines += ["", "Train times are wall-clock seconds of single-threaded runs sharing 2 CPU cores with other jobs.",
               "LSGAN and EBGAN update the generator every step (G.2: every 5th), EBGAN uses margin m = 0.3; see "
               "`genattr.zoo.recipes` and `genattr.training.gan` for why.", "",
@@ -189,6 +222,7 @@ def rebuild(*, only: list[str] | None = None, runs: str | Path = "runs/zoo", roo
         man["models"][name]["file_sha256"] = sha256_file(root / name / "model.safetensors")
     man["format"] = 1
     path.write_text(json.dumps(man, indent=2, sort_keys=True) + "\n")
+    plot_fd_curves(man, docs_dir(root) / "fd_curves.png")
     write_report(man, docs_dir(root) / "README.md")
     _log(f"zoo rebuilt in {time.perf_counter() - t0:.0f} s → {path}")
     return man
