@@ -109,9 +109,11 @@ def flipad(
 
 def _register_more() -> None:
     """Papers whose reproduction commands live beside their method's CLI module."""
+    from genattr.cli.fingerprint_cmds import reproduce_yu2022_cmd
     from genattr.cli.reconstruct_cmds import reproduce_zhang2020_command
 
     reproduce_app.command("zhang2020")(reproduce_zhang2020_command)
+    reproduce_app.command("yu2022")(reproduce_yu2022_cmd)
 
 
 _register_more()

@@ -91,6 +91,34 @@ class LSGANGenerator(Generator):
         return self.body(h)
 
 
+# Lives here, not in genattr.watermark, so an issued instance loads in any process with from_pretrained.
+INSTANCE_ARCH = "yu2022-instance"
+
+
+@register_generator(INSTANCE_ARCH)
+class FingerprintInstance(Generator):
+    """A fingerprinted generator instance: the DCGAN layout with plain (already modulated) weights and
+    biases, no BatchNorm; made by :meth:`FingerprintModel.instance`, saved/loaded like any generator."""
+
+    def __init__(self, *, latent_dim: int = 100, channels: int = 1, ngf: int = 32, image_size: int = 32) -> None:
+        super().__init__()
+        if image_size != 32:
+            raise ConfigError(f"image_size {image_size} not supported (supported: (32,))")
+        if latent_dim < 1 or channels < 1 or ngf < 1:
+            raise ConfigError("latent_dim, channels and ngf must be positive")
+        self.latent_dim, self.channels, self.image_size = latent_dim, channels, image_size
+        self.body = nn.Sequential(
+            nn.ConvTranspose2d(latent_dim, 4 * ngf, 4, 1, 0), nn.ReLU(),
+            nn.ConvTranspose2d(4 * ngf, 2 * ngf, 4, 2, 1), nn.ReLU(),
+            nn.ConvTranspose2d(2 * ngf, ngf, 4, 2, 1), nn.ReLU(),
+        )
+        self.final_layer = nn.ConvTranspose2d(ngf, channels, 4, 2, 1)
+        self.output_activation = nn.Tanh()
+
+    def penultimate(self, z: torch.Tensor) -> torch.Tensor:
+        return self.body(z.reshape(z.shape[0], self.latent_dim, 1, 1))
+
+
 # --- discriminators / critics (not shipped in the zoo; used by genattr.training) ------------------------
 
 class DCGANDiscriminator(nn.Module):

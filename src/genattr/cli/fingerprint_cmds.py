@@ -1,0 +1,283 @@
+"""`genattr fingerprint …`: scalable GAN fingerprints (Yu et al., ICLR 2022).
+
+    genattr fingerprint train --bits 64 --out runs/yu2022-64 --warm-start fmnist-dcgan-s0
+    genattr fingerprint issue --user alice --out instances/alice [--index PATH]
+    genattr fingerprint decode img1.png img2.png [--json] [--index PATH]
+
+``issue`` draws a fresh random code (from the OS's CSPRNG), bakes it into a plain generator instance written
+to OUT (a ``Generator.save_pretrained`` directory: no code, E or F inside) and registers the code under the
+user name in the registry (the shipped ``models/yu2022/index`` unless ``--index``). ``decode`` reads the bits
+of each image with the owner's decoder and looks them up: user, matched bits k, p-value — or unknown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from genattr.cli.common import clean_errors, console, json_float, warn
+
+fingerprint_app = typer.Typer(help="Scalable GAN fingerprints: issue fingerprinted generators, decode images "
+                                   "(Yu et al., ICLR 2022).", no_args_is_help=True)
+
+DEFAULT_VARIANT = "fp64"
+
+
+def shipped_dir() -> Path:
+    """``$GENATTR_YU2022_DIR`` if set, else ``models/yu2022`` under the assets home (:mod:`genattr.paths`)."""
+    from genattr.paths import models_dir
+
+    env = os.environ.get("GENATTR_YU2022_DIR")
+    return Path(env) if env else models_dir("yu2022")
+
+
+def _model_dir(model: Path | None) -> Path:
+    return model if model is not None else shipped_dir() / DEFAULT_VARIANT
+
+
+def _index_dir(index: Path | None) -> Path:
+    return index if index is not None else shipped_dir() / "index"
+
+
+def _load_model(model: Path | None) -> Any:
+    from genattr.errors import DataError
+    from genattr.watermark.fingerprint import FingerprintModel
+
+    d = _model_dir(model)
+    if not d.is_dir():
+        raise DataError(f"no fingerprint model at {d}; train one with `genattr fingerprint train` or pass --model")
+    if model is None:  # the shipped model: check its sha256 against models/yu2022/manifest.json
+        from genattr.watermark.fingerprint_shipping import verify
+
+        verify(d.parent, d.name)
+    return FingerprintModel.load(d)
+
+
+@fingerprint_app.command("train")
+@clean_errors
+def train(
+    out: Annotated[Path, typer.Option("--out", help="Run directory (checkpoints; the model ends in OUT/model).")
+                   ] = Path("runs/yu2022-64"),
+    bits: Annotated[int, typer.Option("--bits", min=8, help="Fingerprint length d_c (multiple of 8).")] = 64,
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    warm_start: Annotated[str | None, typer.Option(help="Zoo DCGAN name or generator directory to start G from "
+                                                        "(its BatchNorm is folded in); 'none' trains G from scratch.")
+                                 ] = "fmnist-dcgan-s0",
+    demodulate: Annotated[bool, typer.Option("--demod/--no-demod", help="StyleGAN2 demodulation.")] = True,
+    perturb: Annotated[str | None, typer.Option(help="Immunisation: a perturbation config as JSON, applied "
+                                                     "before the decoder, e.g. '{\"name\": \"blur\", "
+                                                     "\"kernel_size\": 3}'.")] = None,
+    code_pool: Annotated[int | None, typer.Option(min=1, help="Ablation (Table 2): train on a fixed set of "
+                                                              "this many codes instead of fresh ones.")] = None,
+    batch_size: Annotated[int, typer.Option(min=2)] = 64,
+    steps_per_epoch: Annotated[int | None, typer.Option(min=1)] = None,
+    ngf: Annotated[int, typer.Option(min=1)] = 32,
+    ndf: Annotated[int, typer.Option(min=1)] = 32,
+    limit: Annotated[int | None, typer.Option(min=2, help="Use only the first N training images.")] = None,
+    decoder_warmup: Annotated[int, typer.Option(min=0, help="Steps of decoder-only warm-up before joint "
+                                                            "training (fresh runs).")] = 2000,
+    fd: Annotated[bool, typer.Option("--fd/--no-fd", help="Per-epoch FD with the zoo classifier.")] = True,
+    seed: Annotated[int, typer.Option()] = 0,
+    threads: Annotated[int, typer.Option(min=1)] = 2,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Train (or resume) the fingerprinting GAN on Fashion-MNIST; rerun the same command to resume."""
+    from genattr.errors import ConfigError
+    from genattr.watermark.fingerprint_training import FingerprintTrainConfig, train_fingerprint
+
+    ws = warm_start if warm_start and warm_start.lower() != "none" else None
+    if ws and not Path(ws).is_dir():  # a zoo name
+        from genattr import zoo
+
+        ws = str(zoo.verify(ws))
+    try:
+        pert = json.loads(perturb) if perturb else None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--perturb must be JSON: {exc}") from exc
+    cfg = FingerprintTrainConfig(code_bits=bits, epochs=epochs, warm_start=ws, demodulate=demodulate, perturb=pert,
+                                 code_pool=code_pool, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
+                                 ngf=ngf, ndf=ndf, limit=limit, seed=seed, threads=threads,
+                                 decoder_warmup_steps=decoder_warmup)
+    fd_fn = None
+    if fd:
+        from genattr.evaluation.yu2022 import zoo_fd_fn
+
+        fd_fn = zoo_fd_fn(cfg.fd_n)
+    res = train_fingerprint(cfg, out, progress=progress, fd_fn=fd_fn)
+    last = res.history[-1] if res.history else {}
+    console.print(f"trained {res.epochs_done} epochs in {res.seconds:.0f} s; bit accuracy "
+                  f"{last.get('bit_accuracy', float('nan')):.4f}; model saved to {out / 'model'}", highlight=False)
+
+
+@fingerprint_app.command("ship")
+@clean_errors
+def ship_cmd(
+    run: Annotated[Path, typer.Option("--run", help="A training run directory (uses RUN/model) or a model dir.")],
+    dest: Annotated[Path | None, typer.Option(help="Shipping directory (default: models/yu2022).")] = None,
+    variant: Annotated[str, typer.Option(help="Name of the shipped variant.")] = DEFAULT_VARIANT,
+    examples: Annotated[int, typer.Option(min=1, help="Example users registered in a new index.")] = 100,
+    force: Annotated[bool, typer.Option(help="Replace an existing variant.")] = False,
+) -> None:
+    """Ship a trained model: copy it to DEST/VARIANT, register example users, write the sha256 manifest."""
+    from genattr.watermark.fingerprint_shipping import ship
+
+    src = run / "model" if (run / "model").is_dir() else run
+    man = ship(src, dest or shipped_dir(), variant=variant, n_examples=examples, force=force)
+    console.print(f"shipped {variant} ({man['variants'][variant]['bits']} bits) to {dest or shipped_dir()}; "
+                  f"registry holds {man['index']['users']} users", highlight=False)
+
+
+@fingerprint_app.command("issue")
+@clean_errors
+def issue(
+    user: Annotated[str, typer.Option("--user", help="Unique user name to register the fingerprint under.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the user's generator instance to.")],
+    index: Annotated[Path | None, typer.Option("--index", help="Registry directory (default: the shipped one).")
+                     ] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Fingerprint model directory (default: shipped).")
+                     ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Issue USER a fingerprinted generator instance and register its code."""
+    import secrets
+    import shutil
+    import time
+
+    import numpy as np
+
+    from genattr.errors import ConfigError
+    from genattr.watermark.fingerprint_index import MANIFEST, FingerprintIndex, locked
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"{out} already exists and is not empty; choose a new --out")
+    fp = _load_model(model)
+    idx_dir = _index_dir(index)
+    t0 = time.perf_counter()
+    with locked(idx_dir):
+        reg = FingerprintIndex.load(idx_dir) if (idx_dir / MANIFEST).is_file() else FingerprintIndex(fp.code_bits)
+        if reg.code_bits != fp.code_bits:
+            raise ConfigError(f"registry {idx_dir} holds {reg.code_bits}-bit codes; the model uses {fp.code_bits}")
+        if user in reg:
+            raise ConfigError(f"user {user!r} is already registered in {idx_dir}; user names must be unique")
+        rng = np.random.default_rng(secrets.randbits(128))
+        code = rng.integers(0, 2, fp.code_bits, dtype=np.uint8)
+        inst = fp.instance(code)
+        t_inst = time.perf_counter() - t0
+        tmp = out.with_name(out.name + ".tmp-issue")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        inst.save_pretrained(tmp, extra={"fingerprint": "yu2022", "bits": fp.code_bits})
+        try:
+            uid = reg.add(user, code)
+            reg.save(idx_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if out.exists():
+            out.rmdir()
+        tmp.replace(out)
+    info = {"user": user, "user_id": uid, "instance": str(out), "index": str(idx_dir), "registered": len(reg),
+            "bits": fp.code_bits, "instance_seconds": round(t_inst, 4)}
+    if as_json:
+        print(json.dumps(info, indent=2))
+    else:
+        console.print(f"issued {user!r} (user {uid} of {len(reg)}) a {fp.code_bits}-bit fingerprinted generator "
+                      f"→ {out}", highlight=False)
+
+
+@fingerprint_app.command("decode")
+@clean_errors
+def decode(
+    images: Annotated[list[Path], typer.Argument(help="PNG/JPEG images (32×32 grey) to decode.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    index: Annotated[Path | None, typer.Option("--index", help="Registry directory (default: the shipped one).")
+                     ] = None,
+    model: Annotated[Path | None, typer.Option("--model", help="Fingerprint model directory (default: shipped).")
+                     ] = None,
+    rule: Annotated[str, typer.Option(help="'registry' (k_N: N·P(Bin ≥ k) ≤ alpha) or 'fixed' (121/128 scaled).")
+                    ] = "registry",
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.01,
+) -> None:
+    """Decode each image's fingerprint and name the registered user (k, p-value), or unknown."""
+    import torch
+    from rich.markup import escape
+    from rich.table import Table
+
+    from genattr.cli.common import read_model_images
+    from genattr.errors import ConfigError
+    from genattr.watermark.fingerprint_index import FingerprintIndex
+
+    fp = _load_model(model)
+    reg = FingerprintIndex.load(_index_dir(index))
+    if reg.code_bits != fp.code_bits:
+        raise ConfigError(f"registry holds {reg.code_bits}-bit codes; the model decodes {fp.code_bits}")
+    if rule not in ("registry", "fixed"):
+        raise ConfigError(f"--rule must be 'registry' or 'fixed', got {rule!r}")
+    good, bad = [], {}
+    for i, p in enumerate(images):  # no padding or cropping: the decoder reads 32×32 images only
+        x, _, err = read_model_images([p], "L" if fp.channels == 1 else "RGB", None)  # type: ignore[arg-type]
+        if err:
+            bad[i] = err[0]
+        elif x is not None and tuple(x.shape[1:]) != (fp.channels, 32, 32):
+            bad[i] = f"image is {x.shape[-1]}×{x.shape[-2]}; the decoder reads 32×32 images"
+        else:
+            good.append((i, x))
+    rows: dict[int, dict[str, Any]] = {}
+    if good:
+        bits = fp.decode(torch.cat([x for _, x in good]))
+        for (i, _), m, b in zip(good, reg.identify(bits.numpy(), rule=rule, alpha=alpha), bits, strict=True):
+            rows[i] = {"path": str(images[i]), **m.to_dict(), "p_value": json_float(m.p_value),
+                       "bits": "".join(map(str, b.tolist()))}
+    for i, msg in bad.items():
+        warn(f"skipped {images[i]}: {msg}")
+    out = [rows[i] if i in rows else {"path": str(p), "error": bad[i]} for i, p in enumerate(images)]
+    if as_json:
+        print(json.dumps({"registered": len(reg), "bits": reg.code_bits, "rule": rule,
+                          "threshold": reg.threshold(rule, alpha), "images": out}, indent=2, allow_nan=False))
+    else:
+        t = reg.threshold(rule, alpha)
+        table = Table(title=escape(f"fingerprints ({reg.code_bits} bits, {len(reg)} registered, "
+                                   f"accept k ≥ {t})"))
+        for col in ("image", "user", "matched bits", "p-value"):
+            table.add_column(col)
+        for r in out:
+            if "error" in r:
+                table.add_row(escape(r["path"]), "[red]error[/]", escape(r["error"]), "")
+            else:
+                who = r["user"] if r["user"] is not None else f"unknown (nearest {r['nearest']})"
+                table.add_row(escape(r["path"]), escape(str(who)), f"{r['matched_bits']}/{reg.code_bits}",
+                              f"{r['p_value']:.3g}")
+        console.print(table)
+    if bad:
+        raise typer.Exit(1)
+
+
+@clean_errors
+def reproduce_yu2022_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("docs/results/yu2022"),
+    models: Annotated[Path | None, typer.Option(help="Directory holding fp64/ and immunised variants "
+                                                     "(default: models/yu2022).")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Run only these experiments (repeatable): "
+                                                   "accuracy, fidelity, distinct, capacity, attribution, "
+                                                   "false_attribution, robustness, table2.")] = None,
+    quick: Annotated[bool, typer.Option(help="Small sample sizes (a smoke run, minutes).")] = False,
+    threads: Annotated[int, typer.Option(min=1)] = 2,
+) -> None:
+    """Yu et al. (ICLR 2022) scalable fingerprints: every experiment → OUT (JSON + README.md)."""
+    from genattr.evaluation.yu2022 import Yu2022Config, reproduce_yu2022
+    from genattr.evaluation.yu2022.experiments import DEFAULT_EXPERIMENTS
+
+    cfg = Yu2022Config(models=str(models) if models else None, threads=threads,
+                       experiments=tuple(only) if only else DEFAULT_EXPERIMENTS)
+    if quick:
+        cfg.n_codes, cfg.fd_n, cfg.robustness_n, cfg.attribution_n = 1000, 2000, 200, 50
+        cfg.registry_size, cfg.n_real, cfg.distinct_codes, cfg.table2_steps = 100_000, 1000, 200, 200
+    reproduce_yu2022(cfg, out)
+    console.print(f"[bold green]yu2022 done[/] → {out / 'README.md'}")
+
+
+__all__ = ["fingerprint_app", "reproduce_yu2022_cmd", "shipped_dir"]
