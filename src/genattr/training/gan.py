@@ -36,6 +36,7 @@ from genattr.generators import (
     LSGANDiscriminator,
     create_generator,
 )
+from genattr.training.checkpoint import flatten_optimizer, restore_optimizer
 
 CHECKPOINT = "checkpoint.safetensors"
 STATE = "train_state.json"
@@ -164,33 +165,6 @@ def _g_loss(cfg: TrainConfig, D: nn.Module, fake: torch.Tensor) -> torch.Tensor:
     raise ConfigError(cfg.arch)
 
 
-# ---- checkpointing (safetensors + JSON; never pickle) ---------------------------------------------------
-
-def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:
-    sd = opt.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for pid, st in sd["state"].items():
-        for k, v in st.items():
-            if isinstance(v, torch.Tensor):
-                tensors[f"{prefix}.{pid}.{k}"] = v.detach().clone().contiguous()
-            else:
-                scalars.setdefault(str(pid), {})[k] = v
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _restore_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
-                       meta: Any) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for key, v in tensors.items():
-        if key.startswith(prefix + "."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = v
-    for pid, sc in meta["scalars"].items():
-        state.setdefault(int(pid), {}).update(sc)
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-
-
 @dataclass
 class TrainResult:
     generator: Generator
@@ -265,8 +239,8 @@ def _train(cfg: TrainConfig, out: Path, images: torch.Tensor | None, resume: boo
         t = load_file(str(ckpt))
         G.load_state_dict({k[2:]: v for k, v in t.items() if k.startswith("G.")})
         D.load_state_dict({k[2:]: v for k, v in t.items() if k.startswith("D.")})
-        _restore_optimizer("opt_g", opt_g, t, meta["opt_g"])
-        _restore_optimizer("opt_d", opt_d, t, meta["opt_d"])
+        restore_optimizer("opt_g", opt_g, t, meta["opt_g"])
+        restore_optimizer("opt_d", opt_d, t, meta["opt_d"])
         noise.set_state(t["rng.noise"])
         start_epoch, step, history, elapsed = meta["epoch"], meta["step"], meta["history"], meta["seconds"]
         stopped = bool(meta.get("stopped", False))
@@ -340,8 +314,8 @@ def _save_checkpoint(out: Path, cfg: TrainConfig, G: nn.Module, D: nn.Module, op
 
     tensors = {f"G.{k}": v.detach().clone().contiguous() for k, v in G.state_dict().items()}
     tensors |= {f"D.{k}": v.detach().clone().contiguous() for k, v in D.state_dict().items()}
-    tg, mg = _flatten_optimizer("opt_g", opt_g)
-    td, md = _flatten_optimizer("opt_d", opt_d)
+    tg, mg = flatten_optimizer("opt_g", opt_g)
+    td, md = flatten_optimizer("opt_d", opt_d)
     tensors |= tg | td
     tensors["rng.noise"] = noise.get_state()
     tensors["rng.torch"] = torch.get_rng_state()

@@ -187,11 +187,9 @@ def _name_hash(name: str) -> int:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+    from genattr.zoo import sha256_file
+
+    return sha256_file(path)
 
 
 class FingerprintIndex:

@@ -11,7 +11,6 @@ Layout::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -26,11 +25,9 @@ EXAMPLE_SEED = 20220425
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
+    from genattr.zoo import sha256_file
+
+    return sha256_file(path)
 
 
 def example_codes(n: int, bits: int, seed: int = EXAMPLE_SEED) -> np.ndarray:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from genattr.errors import ConfigError, DataError
+from genattr.training.checkpoint import flatten_optimizer, restore_optimizer
 from genattr.watermark.fingerprint import (
     FingerprintModel,
     bit_accuracy_on_fresh_codes,
@@ -99,30 +100,6 @@ class FingerprintTrainResult:
     epochs_done: int
     seconds: float
     history: list[dict[str, float]]
-
-
-def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], Any]:
-    sd = opt.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for pid, st in sd["state"].items():
-        for k, v in st.items():
-            if isinstance(v, torch.Tensor):
-                tensors[f"{prefix}.{pid}.{k}"] = v.detach().clone().contiguous()
-            else:
-                scalars.setdefault(str(pid), {})[k] = v
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _restore_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: Any) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for key, v in tensors.items():
-        if key.startswith(prefix + "."):
-            _, pid, name = key.split(".", 2)
-            state.setdefault(int(pid), {})[name] = v
-    for pid, sc in meta["scalars"].items():
-        state.setdefault(int(pid), {}).update(sc)
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
 def _resume_key(config: dict[str, Any]) -> dict[str, Any]:
@@ -238,8 +215,8 @@ def _train(cfg: FingerprintTrainConfig, out: Path, images: torch.Tensor | None, 
         t = load_file(str(ckpt))
         model.load_state_dict({k[2:]: v for k, v in t.items() if k.startswith("M.")})
         D.load_state_dict({k[2:]: v for k, v in t.items() if k.startswith("D.")})
-        _restore_optimizer("opt_g", opt_g, t, meta["opt_g"])
-        _restore_optimizer("opt_d", opt_d, t, meta["opt_d"])
+        restore_optimizer("opt_g", opt_g, t, meta["opt_g"])
+        restore_optimizer("opt_d", opt_d, t, meta["opt_d"])
         noise.set_state(t["rng.noise"])
         start_epoch, step, history, elapsed = meta["epoch"], meta["step"], meta["history"], meta["seconds"]
         stopped = bool(meta.get("stopped", False))
@@ -363,8 +340,8 @@ def _save_checkpoint(out: Path, cfg: FingerprintTrainConfig, model: nn.Module, D
 
     tensors = {f"M.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     tensors |= {f"D.{k}": v.detach().clone().contiguous() for k, v in D.state_dict().items()}
-    tg, mg = _flatten_optimizer("opt_g", opt_g)
-    td, md = _flatten_optimizer("opt_d", opt_d)
+    tg, mg = flatten_optimizer("opt_g", opt_g)
+    td, md = flatten_optimizer("opt_d", opt_d)
     tensors |= tg | td
     tensors["rng.noise"] = noise.get_state()
     meta = {"config": json.loads(json.dumps(asdict(cfg))), "epoch": epoch, "step": step, "history": history,
