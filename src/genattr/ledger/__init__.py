@@ -3,7 +3,8 @@
 * `merkle`       RFC 6962/9162 hashing, proofs and proof verification (pure functions)
 * `entry`        the fixed binary leaf: model id, pixel hash, salted seed commitment, time, owner signature
 * `note`, `checkpoint`  C2SP signed notes, Ed25519 keys (vkey/skey), tlog-checkpoint, cosignature/v1
-* `storage`, `log`      the `LogStorage` interface, SQLite storage, `TransparencyLog`, group commit, fsck
+* `storage`, `log`      the `LogStorage` interface, SQLite storage, `TransparencyLog` (+ `record`, `presign`,
+                        `fsck`, `group_commit`: rollback record, checks before signing, fsck, group commit)
 * `witness`      C2SP tlog-witness logic and client; `witness_server.create_witness_app` is the FastAPI app
 * `policy`, `bundle`    C2SP tlog-policy (k-of-n witnesses) and c2sp.org/tlog-proof bundles
 * `hook`, `audit`       log-before-release generator wrapper; "is this image in the log?" audits
