@@ -1,5 +1,8 @@
 """``genattr log ...`` and ``genattr witness ...``: the tamper-evident generation log from the shell.
 
+Kept in one module (over 400 lines): both command groups share key loading, error handling and output helpers;
+each command is a thin call into genattr.ledger.
+
 Register with ``app.add_typer(log_app, name="log")`` and ``app.add_typer(witness_app, name="witness")``.
 Every library error becomes one line on stderr and exit code 1 (``GENATTR_DEBUG=1`` shows the traceback).
 """

@@ -1,5 +1,8 @@
 """C2SP signed notes (c2sp.org/signed-note) with Ed25519 keys, plus tlog-cosignature/v1 cosigner keys.
 
+Kept in one module (over 400 lines): the signed-note grammar, its key formats and the cosignature variant are
+one spec and share their parsers.
+
 Key text formats:
 
 * verifier key (vkey, signed-note §"Verifier keys"): ``<name>+<hex key id>+<base64(type || public key)>``

@@ -1,5 +1,8 @@
 """Storage for the log: an interface the tree code programs against, and its SQLite implementation.
 
+Kept in one module (over 400 lines): the storage interface and its SQLite implementation (schema, triggers,
+append plans) change together.
+
 The tree code (`genattr.ledger.log`) never writes SQL. It hands `LogStorage.append` a *plan* function that,
 given the current size and a node reader (both inside the store's exclusive write transaction), returns the
 leaves and complete-subtree hashes to insert. Anything that can run that inside one serialisable transaction

@@ -1,5 +1,8 @@
 """Perturbation objects that split drawing random parameters from applying them.
 
+Kept in one module (over 400 lines): one small class per perturbation family, all on the same
+sample_params/apply pattern.
+
 ``t.sample_params(batch, generator)`` draws every random choice for a batch (per-image strengths, crop
 positions, noise seeds, which members of a combination fire) into a small dict of tensors;
 ``t.apply(x, params)`` is then a deterministic function of ``(x, params)``. So every draw is replayable

@@ -1,5 +1,8 @@
 """A registry of issued fingerprints (Yu et al. 2022): who got which d_c-bit code, and who made this image.
 
+Kept in one module (over 400 lines): the index, its decision rules and its crash-safe persistence
+(generations, manifest, lock) are one data structure.
+
 Codes are stored packed (d_c / 8 bytes per user: 16 B at 128 bits) in a **faiss** binary index:
 
 * ``nearest(bits, k)``: exact k nearest registered codes by Hamming distance (``IndexBinaryFlat``, an

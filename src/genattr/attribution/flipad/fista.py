@@ -1,5 +1,8 @@
 """Functional core of FLIPAD's final-layer inversion (Laszkiewicz et al. 2024, eq. 5 and appendix C.1).
 
+Kept in one module (over 400 lines): operator kernels, adjoint, power iteration and the FISTA variants (plain,
+masked, censored) are one tested functional core.
+
 Pure functions, no state: a generator's final layer as a linear operator A with an explicit adjoint Aᵀ,
 the Lipschitz constant by power iteration on AᵀA, and FISTA (Beck & Teboulle 2009) for the batched lasso
 
