@@ -149,6 +149,7 @@ _SUBAPPS = (
     ("genattr.cli.ledger_cmds", "witness_app", "witness", "Transparency-log witness (C2SP tlog-witness)."),
     ("genattr.cli.classify_cmds", "classify_app", "classify", "Learned GAN-fingerprint classifier (Yu 2019)."),
     ("genattr.cli.flipad_cmds", "flipad_app", "flipad", "Single-model attribution (FLIPAD, ICML 2024)."),
+    ("genattr.cli.keys_cmds", "keys_app", "keys", "Registry keys and keyed user models (Kim et al., ICLR 2021)."),
     ("genattr.cli.fingerprint_cmds", "fingerprint_app", "fingerprint", "Bit fingerprints (Yu et al., ICLR 2022)."),
     ("genattr.cli.reproduce_cmds", "reproduce_app", "reproduce", "Reproduce a paper's experiments."),
     # a single command (`genattr reconstruct IMAGE…`), mounted without a group name

@@ -107,6 +107,31 @@ def flipad(
     console.print(f"[bold green]flipad done[/] → {escape(str(report))}")
 
 
+@reproduce_app.command("kim2021")
+@clean_errors
+def kim2021(
+    out: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("docs/results/kim2021"),
+    models: Annotated[Path, typer.Option("--models", help="Where the key sets and user models are shipped.")
+                      ] = Path("models/kim2021"),
+    ship: Annotated[bool, typer.Option(help="Write the release (key sets + user models) to --models.")] = True,
+    only: Annotated[list[str] | None, typer.Option(help="Run only these experiments (repeatable).")] = None,
+    quick: Annotated[bool, typer.Option(help="Tiny sizes (a smoke test; numbers are meaningless).")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable).")
+                    ] = None,
+) -> None:
+    """Kim, Ren & Yang 2021 (registry keys): Tables 1, 2, 5–6, Fig. 2, border ablation, the many-user simulation."""
+    from genattr.evaluation.kim2021 import Kim2021Config, quick_config, reproduce_kim2021
+
+    cfg = (quick_config() if quick else Kim2021Config()).override(_parse_set(set_))
+    parts = ["genattr", "reproduce", "kim2021", *(["--out", str(out)] if out != Path("docs/results/kim2021") else []),
+             *(["--models", str(models)] if models != Path("models/kim2021") else []), *([] if ship else ["--no-ship"]),
+             *[a for e in only or [] for a in ("--only", e)], *(["--quick"] if quick else []),
+             *[a for kv in set_ or [] for a in ("--set", kv)]]
+    report = reproduce_kim2021(cfg, out, models_dir=models if ship else None, only=only, command=shlex.join(parts),
+                               log=lambda m: console.print(m, highlight=False))
+    console.print(f"[bold green]kim2021 done[/] → {escape(str(report))}")
+
+
 def _register_more() -> None:
     """Papers whose reproduction commands live beside their method's CLI module."""
     from genattr.cli.fingerprint_cmds import reproduce_yu2022_cmd

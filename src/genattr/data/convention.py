@@ -104,6 +104,12 @@ def save_png(x: torch.Tensor, path: str | Path, *, nrow: int = 8, scale: int = 1
 
 
 def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
-    """Round [-1, 1] images to the 256 levels of an 8-bit PNG, exactly as saving with :func:`save_png` and
-    decoding with :func:`to_model` would (the form in which content is deployed and real images stored)."""
-    return to_model(to_uint8(x))
+    """Round [-1, 1] values to the 256 levels of an 8-bit PNG, exactly as saving with :func:`save_png` and
+    decoding with :func:`to_model` would (the form in which content is deployed and real images stored).
+    Any shape (batches, flattened images); values outside [-1, 1] are clipped, NaN is an error."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise DataError(f"quantize_8bit expects a float tensor, got {type(x).__name__}")
+    if bool(torch.isnan(x).any()):
+        raise DataError("quantize_8bit: input contains NaN")
+    # the same float32 operations as to_model(to_uint8(x)): an integer level, then / 127.5 − 1
+    return ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5).round() / 127.5 - 1.0
