@@ -36,7 +36,7 @@ from genattr.generators import (
     LSGANDiscriminator,
     create_generator,
 )
-from genattr.training.checkpoint import flatten_optimizer, restore_optimizer
+from genattr.training.checkpoint import read_checkpoint, restore_checkpoint, write_checkpoint
 
 CHECKPOINT = "checkpoint.safetensors"
 STATE = "train_state.json"
@@ -226,21 +226,13 @@ def _train(cfg: TrainConfig, out: Path, images: torch.Tensor | None, resume: boo
 
     ckpt = out / CHECKPOINT
     if resume and ckpt.is_file():
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(str(ckpt), "pt") as fh:
-            meta = json.loads(fh.metadata()["train_state"])
+        t, meta = read_checkpoint(ckpt)
         # Everything but the epoch count must match: resuming with more epochs extends a finished run.
         # Options added after a run was saved take their defaults, so old runs stay resumable.
         defaults = json.loads(json.dumps(asdict(TrainConfig(arch=cfg.arch))))
         if _resume_key(defaults | meta["config"]) != _resume_key(json.loads(json.dumps(asdict(cfg)))):
             raise ConfigError(f"{out} holds a run with a different config; use another --out or resume=False")
-        t = load_file(str(ckpt))
-        G.load_state_dict({k[2:]: v for k, v in t.items() if k.startswith("G.")})
-        D.load_state_dict({k[2:]: v for k, v in t.items() if k.startswith("D.")})
-        restore_optimizer("opt_g", opt_g, t, meta["opt_g"])
-        restore_optimizer("opt_d", opt_d, t, meta["opt_d"])
+        restore_checkpoint(t, meta, modules={"G": G, "D": D}, optimizers={"opt_g": opt_g, "opt_d": opt_d})
         noise.set_state(t["rng.noise"])
         start_epoch, step, history, elapsed = meta["epoch"], meta["step"], meta["history"], meta["seconds"]
         stopped = bool(meta.get("stopped", False))
@@ -310,20 +302,8 @@ def _train(cfg: TrainConfig, out: Path, images: torch.Tensor | None, resume: boo
 def _save_checkpoint(out: Path, cfg: TrainConfig, G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
                      opt_d: torch.optim.Optimizer, noise: torch.Generator, epoch: int, step: int,
                      history: list[dict[str, float]], seconds: float, stopped: bool = False) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {f"G.{k}": v.detach().clone().contiguous() for k, v in G.state_dict().items()}
-    tensors |= {f"D.{k}": v.detach().clone().contiguous() for k, v in D.state_dict().items()}
-    tg, mg = flatten_optimizer("opt_g", opt_g)
-    td, md = flatten_optimizer("opt_d", opt_d)
-    tensors |= tg | td
-    tensors["rng.noise"] = noise.get_state()
-    tensors["rng.torch"] = torch.get_rng_state()
     meta = {"config": asdict(cfg), "epoch": epoch, "step": step, "history": history, "seconds": seconds,
-            "opt_g": mg, "opt_d": md, "stopped": stopped}
-    # One file (state in the safetensors metadata), written then renamed: an interrupted save never
-    # leaves a checkpoint whose tensors and bookkeeping disagree.
-    tmp = out / (CHECKPOINT + ".tmp")
-    save_file(tensors, str(tmp), metadata={"train_state": json.dumps(meta)})
-    tmp.replace(out / CHECKPOINT)
-    (out / STATE).write_text(json.dumps(meta, indent=1))  # human-readable copy only
+            "stopped": stopped}
+    write_checkpoint(out / CHECKPOINT, modules={"G": G, "D": D}, optimizers={"opt_g": opt_g, "opt_d": opt_d},
+                     rngs={"noise": noise.get_state(), "torch": torch.get_rng_state()}, meta=meta,
+                     state_copy=out / STATE)

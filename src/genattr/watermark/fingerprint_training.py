@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from genattr.errors import ConfigError, DataError
-from genattr.training.checkpoint import flatten_optimizer, restore_optimizer
+from genattr.training.checkpoint import read_checkpoint, restore_checkpoint, write_checkpoint
 from genattr.watermark.fingerprint import (
     FingerprintModel,
     bit_accuracy_on_fresh_codes,
@@ -204,19 +204,11 @@ def _train(cfg: FingerprintTrainConfig, out: Path, images: torch.Tensor | None, 
 
     ckpt = out / CHECKPOINT
     if resume and ckpt.is_file():
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(str(ckpt), "pt") as fh:
-            meta = json.loads(fh.metadata()["train_state"])
+        t, meta = read_checkpoint(ckpt)
         defaults = json.loads(json.dumps(asdict(FingerprintTrainConfig())))
         if _resume_key(defaults | meta["config"]) != _resume_key(json.loads(json.dumps(asdict(cfg)))):
             raise ConfigError(f"{out} holds a run with a different config; use another --out or resume=False")
-        t = load_file(str(ckpt))
-        model.load_state_dict({k[2:]: v for k, v in t.items() if k.startswith("M.")})
-        D.load_state_dict({k[2:]: v for k, v in t.items() if k.startswith("D.")})
-        restore_optimizer("opt_g", opt_g, t, meta["opt_g"])
-        restore_optimizer("opt_d", opt_d, t, meta["opt_d"])
+        restore_checkpoint(t, meta, modules={"M": model, "D": D}, optimizers={"opt_g": opt_g, "opt_d": opt_d})
         noise.set_state(t["rng.noise"])
         start_epoch, step, history, elapsed = meta["epoch"], meta["step"], meta["history"], meta["seconds"]
         stopped = bool(meta.get("stopped", False))
@@ -336,20 +328,10 @@ def warmup_decoder(model: FingerprintModel, steps: int, *, batch_size: int = 64,
 def _save_checkpoint(out: Path, cfg: FingerprintTrainConfig, model: nn.Module, D: nn.Module,
                      opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, noise: torch.Generator, epoch: int,
                      step: int, history: list[dict[str, float]], seconds: float, stopped: bool) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {f"M.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    tensors |= {f"D.{k}": v.detach().clone().contiguous() for k, v in D.state_dict().items()}
-    tg, mg = flatten_optimizer("opt_g", opt_g)
-    td, md = flatten_optimizer("opt_d", opt_d)
-    tensors |= tg | td
-    tensors["rng.noise"] = noise.get_state()
     meta = {"config": json.loads(json.dumps(asdict(cfg))), "epoch": epoch, "step": step, "history": history,
-            "seconds": seconds, "opt_g": mg, "opt_d": md, "stopped": stopped}
-    tmp = out / (CHECKPOINT + ".tmp")
-    save_file(tensors, str(tmp), metadata={"train_state": json.dumps(meta)})
-    tmp.replace(out / CHECKPOINT)
-    (out / STATE).write_text(json.dumps(meta, indent=1))
+            "seconds": seconds, "stopped": stopped}
+    write_checkpoint(out / CHECKPOINT, modules={"M": model, "D": D}, optimizers={"opt_g": opt_g, "opt_d": opt_d},
+                     rngs={"noise": noise.get_state()}, meta=meta, state_copy=out / STATE)
 
 
 __all__ = ["FingerprintTrainConfig", "FingerprintTrainResult", "train_fingerprint", "warmup_decoder"]
