@@ -33,10 +33,14 @@ def _run_chunk(generator: Any, feature: Any, x: torch.Tensor, z0: torch.Tensor, 
                threads: int | None = None) -> Any:
     from genattr.attribution.seed_reconstruction import reconstruct
 
-    if threads is not None and torch.get_num_threads() != threads:
+    before = torch.get_num_threads()
+    if threads is not None and before != threads:
         torch.set_num_threads(threads)
-    return reconstruct(generator, x, z0, feature=feature, steps=settings.steps, lr=settings.lr,
-                       betas=settings.betas, name=name, device=getattr(settings, "device", None))
+    try:
+        return reconstruct(generator, x, z0, feature=feature, steps=settings.steps, lr=settings.lr,
+                           betas=settings.betas, name=name, device=getattr(settings, "device", None))
+    finally:  # in-process callers keep their thread count
+        torch.set_num_threads(before)
 
 
 def _assemble(problems: Sequence[Any], parts: Mapping[str, list[Any]]) -> dict[str, Any]:
