@@ -1,0 +1,52 @@
+"""Shipping the kim2021 key sets and user models to ``models/kim2021/`` with a sha256 manifest."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from genattr.evaluation.kim2021.config import ROBUST
+from genattr.evaluation.kim2021.context import Context
+
+
+def ship(ctx: Context, models_dir: Path, command: str) -> Path:
+    """models/kim2021/: orthogonal/, angle45/, robust-<p>/ — key set + one save_pretrained dir per user —
+    and manifest.json with every file's sha256 and the rebuild command."""
+    import hashlib
+
+    from genattr.watermark.keys import KeySet, atomic_dir
+    from genattr.watermark.kim_training import save_user_model
+
+    cfg = ctx.cfg
+    sets: dict[str, tuple[KeySet, list[Any]]] = {}
+    cap = ctx.keyset("capacity", cfg.n_capacity_keys)
+    n = cfg.n_users
+    sets["orthogonal"] = (KeySet(cap.keys[:n], cap.users[:n], {**cap.meta, "set": "orthogonal"}),
+                          [ctx.user("capacity", i)[0] for i in range(n)])
+    a45 = ctx.keyset("angle45", cfg.n_users_45, angle=45.0)
+    sets["angle45"] = (a45, [ctx.user("angle45", i)[0] for i in range(cfg.n_users_45)])
+    for p in ROBUST:
+        m = max(1, cfg.n_robust)
+        sets[f"robust-{p}"] = (KeySet(cap.keys[:m], cap.users[:m], {**cap.meta, "set": f"robust-{p}", "robust": p}),
+                               [ctx.user("capacity", i, robust=p)[0] for i in range(m)])
+
+    def write(tmp: Path) -> None:
+        from genattr.watermark.keys import _write_keyset
+
+        files: dict[str, dict[str, str]] = {}
+        for name, (ks, gens) in sets.items():
+            (tmp / name).mkdir()
+            _write_keyset(ks, tmp / name)
+            for u, g in zip(ks.users, gens, strict=True):
+                save_user_model(g, tmp / name / u, extra={"kim2021": {"set": name, "user": u}})
+            files[name] = {str(f.relative_to(tmp)): hashlib.sha256(f.read_bytes()).hexdigest()
+                           for f in sorted((tmp / name).rglob("*")) if f.is_file()}
+        (tmp / "manifest.json").write_text(json.dumps({"format": 1, "paper": "kim2021", "command": command,
+                                                       "config": asdict(cfg), "sets": files}, indent=2) + "\n")
+
+    return atomic_dir(models_dir, write, overwrite=True)
+
+
+__all__ = ["ship"]
