@@ -68,3 +68,51 @@ def tiny_zoo(tmp_path, monkeypatch):
     _load_cached.cache_clear()
     yield root
     _load_cached.cache_clear()
+
+
+# PostgreSQL: `.ci/run` starts Debian's server (`.ci/ensure-postgres`) and sets GENATTR_TEST_POSTGRES_URL and
+# GENATTR_REQUIRE_POSTGRES=1, so there a missing server fails the run; elsewhere the PostgreSQL half is skipped.
+_PG_DEFAULT = "postgresql+psycopg://genattr:genattr@127.0.0.1:5432/genattr_test"
+
+
+def _postgres_url() -> str | None:
+    url = os.environ.get("GENATTR_TEST_POSTGRES_URL", _PG_DEFAULT)
+    try:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return url
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
+        if os.environ.get("GENATTR_REQUIRE_POSTGRES") == "1":
+            raise RuntimeError(f"GENATTR_REQUIRE_POSTGRES=1 but PostgreSQL at {url} is unreachable: {exc}") from exc
+        return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """URL of an empty-able PostgreSQL database for tests (skips when none is reachable outside CI)."""
+    url = _postgres_url()
+    if url is None:
+        pytest.skip("PostgreSQL not reachable (run .ci/ensure-postgres, or set GENATTR_TEST_POSTGRES_URL)")
+    return url
+
+
+@pytest.fixture
+def pg_schema(postgres_url: str):
+    """A fresh PostgreSQL schema per test (dropped afterwards): yields a URL whose connections use only it."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+    sep = "&" if "?" in postgres_url else "?"
+    yield f"{postgres_url}{sep}options=-csearch_path%3D{name}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+    admin.dispose()
