@@ -85,7 +85,7 @@ def _postgres_url() -> str | None:
             conn.execute(sa.text("select 1"))
         engine.dispose()
         return url
-    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
+    except Exception as exc:  # any failure means "no server here"
         if os.environ.get("GENATTR_REQUIRE_POSTGRES") == "1":
             raise RuntimeError(f"GENATTR_REQUIRE_POSTGRES=1 but PostgreSQL at {url} is unreachable: {exc}") from exc
         return None

@@ -58,6 +58,40 @@ def names(root: str | Path | None = None) -> list[str]:
     return sorted(manifest(root)["models"])
 
 
+ARCHITECTURES = ("dcgan", "wgan_gp", "lsgan", "ebgan")
+# Zoo v2's names, used as defaults where no zoo is installed (the tables then fail with the zoo's own message).
+_V2_ARCHITECTURE_MODELS = ("fmnist-dcgan-s0", "fmnist-wgangp-s5", "fmnist-lsgan-s6", "fmnist-ebgan-s7")
+_V2_DCGAN_SEEDS = tuple(f"fmnist-dcgan-s{i}" for i in range(5))
+
+
+def _by_arch(root: str | Path | None) -> dict[str, list[str]] | None:
+    try:
+        models = manifest(root)["models"]
+    except DataError:
+        return None
+    out: dict[str, list[tuple[int, str]]] = {}
+    for name, e in models.items():
+        if isinstance(e, dict) and e.get("arch") in ARCHITECTURES:
+            out.setdefault(e["arch"], []).append((int(e.get("seed", 0)), name))
+    return {a: [n for _, n in sorted(v)] for a, v in out.items()}
+
+
+def architecture_models(root: str | Path | None = None) -> tuple[str, ...]:
+    """One generator per architecture (DCGAN, WGAN-GP, LSGAN, EBGAN order), the lowest seed of each: the models
+    the papers' cross-architecture tables compare. Read from the installed zoo's manifest, so the tables follow
+    whichever zoo version is on disk."""
+    by = _by_arch(root)
+    if by is None:
+        return _V2_ARCHITECTURE_MODELS
+    return tuple(by[a][0] for a in ARCHITECTURES if a in by)
+
+
+def dcgan_seed_models(root: str | Path | None = None) -> tuple[str, ...]:
+    """The zoo's DCGANs in seed order (same architecture and recipe, different seeds: the seed tables)."""
+    by = _by_arch(root)
+    return _V2_DCGAN_SEEDS if by is None else tuple(by.get("dcgan", ()))
+
+
 def entry(name: str, root: str | Path | None = None) -> dict[str, Any]:
     m = manifest(root)
     models = m["models"] | ({CLASSIFIER: m["classifier"]} if "classifier" in m else {})
@@ -111,5 +145,5 @@ def load_classifier(root: str | Path | None = None):  # -> FashionClassifier
     return FashionClassifier.from_pretrained(verify(CLASSIFIER, root))
 
 
-__all__ = ["CLASSIFIER", "entry", "load", "load_classifier", "manifest", "names", "sha256_file", "verify",
-           "zoo_dir"]
+__all__ = ["ARCHITECTURES", "CLASSIFIER", "architecture_models", "dcgan_seed_models", "entry", "load",
+           "load_classifier", "manifest", "names", "sha256_file", "verify", "zoo_dir"]

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from genattr import zoo
+
 EXPERIMENTS = ("table1", "table2", "table3")
 PAPER_METHODS = ("sm-f", "sm-inv", "rawpad", "dctpad", "flipad")
 # Not in the paper (docs/flipad.md): "+g" adds a second, Gaussian one-class detector to Deep SAD; FLIPAD's
@@ -57,9 +59,10 @@ ARCH_ORDER = ("dcgan", "wgangp", "lsgan", "ebgan")
 class FlipadConfig:
     """Sizes and settings; ``params`` holds per-method hyperparameter overrides (``{"flipad": {"lam": 1e-3}}``)."""
 
-    models: tuple[str, ...] = ("fmnist-dcgan-s0", "fmnist-wgangp-s0", "fmnist-lsgan-s0", "fmnist-ebgan-s0")
-    seed_model: str = "fmnist-dcgan-s0"
-    seed_others: tuple[str, ...] = ("fmnist-dcgan-s1", "fmnist-dcgan-s2", "fmnist-dcgan-s3", "fmnist-dcgan-s4")
+    # Defaults follow the installed zoo: one model per architecture, and the DCGANs by seed (genattr.zoo).
+    models: tuple[str, ...] = field(default_factory=lambda: zoo.architecture_models())
+    seed_model: str = field(default_factory=lambda: zoo.dcgan_seed_models()[0])
+    seed_others: tuple[str, ...] = field(default_factory=lambda: zoo.dcgan_seed_models()[1:])
     # The paper's five, then our variants (VARIANTS): rawpad+g keeps the second-detector comparison fair.
     methods: tuple[str, ...] = (*PAPER_METHODS, "rawpad+g", "flipad-c", "flipad-c+g")
     table2_methods: tuple[str, ...] = ("rawpad", "dctpad", "flipad", "flipad-c+g")
@@ -79,7 +82,7 @@ class FlipadConfig:
     # (LSGAN) each on one thread, so G.7's 10 × 1000 would be 3–28 hours per G for 1k images.
     sm_inv_n_test: int = 50
     # Table 3 (8 perturbations × every G × 3 methods) at the sizes above is ~2.5 h more: fewer G and samples.
-    table3_models: tuple[str, ...] = ("fmnist-dcgan-s0", "fmnist-wgangp-s0")
+    table3_models: tuple[str, ...] = field(default_factory=lambda: zoo.architecture_models()[:2])
     table3_n_train: int = 1_000
     table3_n_test: int = 500
     table3_runs: int = 1

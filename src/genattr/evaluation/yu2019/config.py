@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from genattr import zoo
 from genattr.errors import ConfigError
 
 # Run order: the seeds setup first, since components and immunisation start from its classifier.
@@ -41,9 +42,9 @@ class Yu2019Config:
     """Sizes chosen so every table trains in minutes on 2 CPU cores (see docs/yu2019.md)."""
 
     real: str = "fashion-mnist"
-    architectures: tuple[str, ...] = ("fmnist-dcgan-s0", "fmnist-wgangp-s0", "fmnist-lsgan-s0", "fmnist-ebgan-s0")
-    seeds: tuple[str, ...] = ("fmnist-dcgan-s0", "fmnist-dcgan-s1", "fmnist-dcgan-s2", "fmnist-dcgan-s3",
-                              "fmnist-dcgan-s4")
+    # Defaults follow the installed zoo (genattr.zoo): one model per architecture; the DCGANs by seed.
+    architectures: tuple[str, ...] = field(default_factory=lambda: zoo.architecture_models())
+    seeds: tuple[str, ...] = field(default_factory=lambda: zoo.dcgan_seed_models())
     n_train: int = 1500  # per source
     n_val: int = 200  # per source, held out for open-set calibration
     n_test: int = 600  # per source
