@@ -68,9 +68,11 @@ def test_decode_names_the_user(tmp_path, model_dir, monkeypatch) -> None:
     r = _run("decode", *paths, "--index", str(idx), "--model", str(model_dir), "--rule", "fixed", "--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
-    users = [img["user"] for img in out["images"]]
-    assert users.count("alice") >= 3 and "bob" not in users
-    assert all(len(img["bits"]) == 8 and 0 <= img["p_value"] <= 1 for img in out["images"])
+    assert out["schema"] == "genattr.verdict/1"  # the shape of `genattr attribute`, fingerprint evidence only
+    users = [img["answer"] for img in out["results"]]
+    assert users.count("alice") >= 3 and "bob" not in users and set(users) <= {"alice", "unknown"}
+    ev = [img["evidence"][0] for img in out["results"]]
+    assert all(e["method"] == "yu2022" and len(e["details"]["bits"]) == 8 and 0 <= e["p_value"] <= 1 for e in ev)
     r = _run("decode", paths[0], str(tmp_path / "small.png"), "--index", str(idx), "--model", str(model_dir))
     assert r.exit_code == 1 and "32×32" in r.output
     r = _run("decode", paths[0], "--index", str(tmp_path / "missing"), "--model", str(model_dir))

@@ -44,12 +44,18 @@ def test_fit_then_score(tiny_zoo: Path, tmp_path: Path) -> None:
     r = runner.invoke(app, ["flipad", "score", str(out), *map(str, imgs), "--json", "--trust-unverified"])
     assert r.exit_code == 0, r.output
     assert "NOT verified" in r.stderr
-    res = json.loads(r.stdout)
-    assert res["model"] == "tiny-dcgan" and res["method"] == "flipad" and len(res["images"]) == 3
+    res = json.loads(r.stdout)  # the verdict shape of `genattr attribute`, with the detector's evidence only
+    assert res["schema"] == "genattr.verdict/1" and res["model"] == "tiny-dcgan" and res["method"] == "flipad"
+    assert len(res["results"]) == 3 and all([e["method"] for e in v["evidence"]] == ["flipad"]
+                                            for v in res["results"])
     # Behaviour on fixed seeds: G's own samples score above the noise image, which is rejected.
-    own, noise = res["images"][:2], res["images"][2]
-    assert noise["label"] == "UNKNOWN"
-    assert all(im["score"] > noise["score"] for im in own)
+    own, noise = res["results"][:2], res["results"][2]
+    assert noise["answer"] == "unknown" and noise["evidence"][0]["details"]["accepted"] is False
+
+    def score(v: dict) -> float:
+        return v["evidence"][0]["details"]["score"]
+
+    assert all(score(im) > score(noise) for im in own)
     r = runner.invoke(app, ["flipad", "score", str(out), str(imgs[0]), "--trust-unverified"])
     assert r.exit_code == 0 and "tiny-dcgan" in r.stdout
 

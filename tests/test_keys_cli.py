@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from genattr import UNKNOWN
 from genattr.cli.keys_cmds import keys_app
 from genattr.generators import Generator, create_generator
 from genattr.watermark.keys import load_keys
@@ -66,15 +65,18 @@ def test_finetune_and_verify(setup) -> None:
     real = [str(setup / "real" / "r39.png")]
     res = runner.invoke(keys_app, ["verify", "--keys", str(setup / "set"), *paths, *real, "--json"])
     assert res.exit_code == 0, res.output
-    out = json.loads(res.output)
-    assert out["images"][-1]["n_fired"] == 0 and out["images"][-1]["margin"] < 0
+    out = json.loads(res.output)  # the shape of `genattr attribute`, with the keys' evidence only
+    assert out["schema"] == "genattr.verdict/1"
+    rows = [(r, r["evidence"][0]["details"]) for r in out["results"]]
+    assert rows[-1][1]["n_fired"] == 0 and rows[-1][1]["max_margin"] < 0 and rows[-1][0]["answer"] == "unknown"
     ks = load_keys(setup / "set")
     q = (((x + 1) * 127.5).round() / 127.5 - 1).flatten(1)  # what the 8-bit files hold
     s = q @ ks.matrix.T
-    for r, si in zip(out["images"][:-1], s.tolist(), strict=True):  # the verdict is sign(φᵀx) per key
-        assert r["keys_fired"] == [u for u, v in zip(ks.users, si, strict=True) if v >= 0]
-        assert r["margin"] == pytest.approx(max(si), abs=1e-4)
-        assert r["user"] == (r["keys_fired"][0] if r["n_fired"] == 1 else UNKNOWN)
+    for (r, d), si in zip(rows[:-1], s.tolist(), strict=True):  # the verdict is sign(φᵀx) per key
+        fired = [f["user"] for f in d["fired"]]
+        assert fired == [u for u, v in zip(ks.users, si, strict=True) if v >= 0]
+        assert d["max_margin"] == pytest.approx(max(si), abs=1e-4)
+        assert r["answer"] == (fired[0] if len(fired) == 1 else "ambiguous" if fired else "unknown")
     res = runner.invoke(keys_app, ["verify", "--keys", str(setup / "set"), *paths[:1]])
     assert res.exit_code == 0 and "kim2021 keys: 2 users" in res.output
 

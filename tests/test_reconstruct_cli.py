@@ -40,7 +40,7 @@ def test_reconstruct_json_ranking_and_figures(setup: dict) -> None:
             "--restarts", "2", "--steps", "60", "--threads", "1"]
     r = runner.invoke(reconstruct_app, args)
     assert r.exit_code == 0, r.output
-    data = json.loads(r.output)
+    data = json.loads(r.stdout)  # the plan and progress go to stderr
     assert data["candidates"] == ["gen0", "gen1"]
     assert [row["label"] for row in data["images"]] == ["gen0", "gen1"]
     for row in data["images"]:
@@ -127,7 +127,7 @@ def test_reconstruct_reports_a_logged_image(tmp_path: Path) -> None:
                                         "--log", str(db), "--log-key", log_key.vkey, "--json", "--steps", "2",
                                         "--restarts", "1", "--threads", "1"])
     assert r.exit_code == 0, r.output
-    rows = json.loads(r.output)["images"]
+    rows = json.loads(r.stdout)["images"]
     assert rows[0]["log"]["found"] and rows[0]["log"]["index"] == 0
     assert not rows[1]["log"]["found"] and "weak evidence" in rows[1]["log"]["message"]
     r = runner.invoke(reconstruct_app, ["--candidates", str(tmp_path / "owner-model"), str(logged),

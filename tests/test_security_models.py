@@ -176,8 +176,8 @@ def test_unlisted_model_needs_trust_unverified_which_is_loud(fl: Path, tmp_path:
     assert r.exit_code == 1 and "--trust-unverified" in flat(r) and "no manifest.json" in flat(r)
     r = invoke("flipad", "score", own, grey_png, "--trust-unverified", "--json")
     assert r.exit_code == 0, r.output
-    assert "NOT verified" in r.stderr and json.loads(r.stdout)["images"][0]["label"] in ("fmnist-dcgan-s0",
-                                                                                        "UNKNOWN")
+    assert "NOT verified" in r.stderr and json.loads(r.stdout)["results"][0]["answer"] in ("fmnist-dcgan-s0",
+                                                                                          "unknown")
 
 
 # -- item 9: malformed config.json / state.json are one clean error, never an allocation --------------------------
@@ -285,7 +285,7 @@ def test_images_are_read_with_the_models_fitted_shape(rgb_one_candidate, tmp_pat
     img = _save_rgb(x.mean(0), tmp_path / "a.png")
     r = invoke("flipad", "score", model, img, "--json")  # was: read as 32×32 grey → shape error
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["images"][0]["label"] == "mine"
+    assert json.loads(r.stdout)["results"][0]["answer"] == "mine"
     r = invoke("classify", "predict", "--model", model, img, "--json")
     assert r.exit_code == 0, r.output
 
@@ -295,13 +295,13 @@ def test_one_candidate_model_reports_no_softmax_confidence(rgb_one_candidate, tm
     imgs = [_save_rgb(x.mean(0), tmp_path / "own.png"), _save_rgb(torch.ones(3, 16, 16), tmp_path / "other.png")]
     r = invoke("classify", "predict", "--model", model, *imgs, "--json")
     assert r.exit_code == 0, r.output
-    preds = json.loads(r.stdout)["predictions"]
-    assert [p["label"] for p in preds] == ["mine", "UNKNOWN"]
-    for p in preds:
-        assert p["confidence"] is None and "one-candidate" in p["confidence_note"]
-        t = p["top"][0]
-        assert p["margin"] == pytest.approx(t["score"] - t["threshold"])
-    assert preds[0]["margin"] >= 0 > preds[1]["margin"]
+    preds = json.loads(r.stdout)["results"]
+    assert [p["answer"] for p in preds] == ["mine", "unknown"]
+    tops = [p["evidence"][0]["details"]["top"][0] for p in preds]
+    assert all("probability" not in t for t in tops)  # no softmax over one score (it would always be 1)
+    # accepting the one candidate has no alternative to measure against: confidence 0, not a fake 1.000
+    assert preds[0]["confidence"] == 0.0 and tops[0]["score"] >= tops[0]["threshold"]
+    assert tops[1]["score"] < tops[1]["threshold"]
     r = invoke("classify", "predict", "--model", model, *imgs)
     assert r.exit_code == 0 and "1.000" not in r.stdout and "n/a" in r.stdout
 
@@ -330,8 +330,8 @@ def test_one_bad_file_does_not_abort_the_batch(rgb_one_candidate, tmp_path: Path
         r = invoke(*cmd, bad, good, "--json")
         assert r.exit_code == 1, r.output  # non-zero at the end ...
         out = json.loads(r.stdout)
-        rows = out.get("predictions") or out.get("images")
-        assert "error" in rows[0] and rows[1]["label"] == "mine"  # ... but the good file was attributed
+        rows = out["results"]
+        assert "error" in rows[0] and rows[1]["answer"] == "mine"  # ... but the good file was attributed
         assert "skipped" in r.stderr
 
 

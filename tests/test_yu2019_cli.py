@@ -87,21 +87,26 @@ def test_classify_predict_json_and_table(reproduced: tuple[Path, Path], tmp_path
     paths = [save_png(x[i], tmp_path / f"img{i}.png") for i in range(2)]
     r = runner.invoke(classify_app, ["predict", "--model", str(models / "seeds"), *map(str, paths), "--json"])
     assert r.exit_code == 0, r.output
-    data = json.loads(r.stdout)
-    assert data["attributor"] == "gan-fingerprint-classifier" and len(data["predictions"]) == 2
-    p = data["predictions"][0]
-    assert len(p["top"]) == 3
+    data = json.loads(r.stdout)  # the shape of `genattr attribute`, with the classifier's evidence only
+    assert data["schema"] == "genattr.verdict/1" and data["attributor"] == "gan-fingerprint-classifier"
+    assert len(data["results"]) == 2
+    details = [q["evidence"][0]["details"] for q in data["results"]]
+    top = details[0]["top"]
+    assert len(top) == 3
     # The CLI answers what the library answers on the decoded PNGs (exactly the 8-bit images), on fixed seeds.
     # (At --quick sizes the net itself is near chance, so its accuracy is not what this test checks.)
     from genattr.attribution.shipping import load_shipped
     from genattr.data import quantize_8bit
 
     att = load_shipped("seeds", models)
-    assert [q["label"] for q in data["predictions"]] == att.predict(quantize_8bit(x))
+    labels = att.predict(quantize_8bit(x))
+    assert [d["label"] for d in details] == labels
+    for q, lab in zip(data["results"], labels, strict=True):  # several accepted candidates → ambiguous
+        assert q["answer"] == "unknown" if lab == "UNKNOWN" else q["answer"] in (lab, "ambiguous")
     scores = att.decision_function(quantize_8bit(x))
-    assert [q["top"][0]["candidate"] for q in data["predictions"]] == [att.candidates_[j] for j in scores.argmax(1)]
-    assert p["confidence"] == pytest.approx(p["top"][0]["confidence"])
-    assert sum(t["confidence"] for t in p["top"]) == pytest.approx(1.0, abs=1e-5)  # all 3 of 3 candidates
+    assert [d["top"][0]["candidate"] for d in details] == [att.candidates_[j] for j in scores.argmax(1)]
+    assert top[0]["probability"] == pytest.approx(float(scores[0].max().exp()), rel=1e-5)
+    assert sum(t["probability"] for t in top) == pytest.approx(1.0, abs=1e-5)  # all 3 of 3 candidates
     r = runner.invoke(classify_app, ["predict", "--model", str(models / "seeds"), str(paths[0]), "--top", "2"])
     assert r.exit_code == 0 and "img0.png" in r.stdout
 

@@ -12,7 +12,7 @@ from genattr import zoo
 from genattr.errors import DataError, IntegrityError, UnknownNameError
 from genattr.generators import Generator
 from genattr.zoo.recipes import RECIPES, recipe, recipes_for
-from tests.conftest import needs_fmnist
+from tests.conftest import build_tiny_zoo, needs_fmnist
 
 SHIPPED = Path(__file__).resolve().parents[1] / "zoo"
 
@@ -158,7 +158,8 @@ def test_fd_curves_plot_and_report(tmp_path: Path) -> None:
     from genattr.zoo.build import plot_fd_curves, write_report
 
     man = {"models": {"m-s1": {"arch": "dcgan", "seed": 1, "epochs": 3, "train_seconds": 1.0,
-                               "fd_curve": [90.0, 50, 41],
+                               "fd_curve": [{"epoch": 1, "fd_2k_test": 90.0}, {"epoch": 2, "fd_val": 50.0},
+                                            {"epoch": 3, "fd_val": 41.0}], "kept_epoch": 3,
                                "quality": {"fd": 40.0, "classifier_confidence": 0.8}}},
            "classifier": {"test_accuracy": 0.9}, "quality_reference": {"n": 10, "real_train_vs_real_test": 0.4}}
     png = plot_fd_curves(man, tmp_path / "fd_curves.png")
@@ -166,3 +167,22 @@ def test_fd_curves_plot_and_report(tmp_path: Path) -> None:
     write_report(man, tmp_path / "README.md")
     assert "fd_curves.png" in (tmp_path / "README.md").read_text()
     assert plot_fd_curves({"models": {}}, tmp_path / "none.png") is None
+
+
+@needs_fmnist
+def test_epoch_fd_keeps_the_best_epoch_and_uses_training_images(tmp_path: Path, monkeypatch) -> None:
+    from genattr.generators import Generator
+    from genattr.zoo.build import EpochFD
+
+    build_tiny_zoo(tmp_path)
+    probe = EpochFD(tmp_path, n=32, min_epochs=2, best_dir=tmp_path / "best")
+    g = Generator.from_pretrained(tmp_path / "tiny-dcgan")
+    scripted = iter([50.0, 40.0, 45.0])
+    monkeypatch.setattr(probe, "fd", lambda G: next(scripted))
+    history: list[dict] = []
+    for epoch in (1, 2, 3):
+        history.append({"epoch": epoch})
+        probe(epoch, g, history)
+        meta = json.loads((tmp_path / "best" / "config.json").read_text())
+        assert meta["extra"]["epoch"] == min(epoch, 2)  # epoch 3 (worse) does not replace epoch 2
+    assert [h["fd_val"] for h in history] == [50.0, 40.0, 45.0]

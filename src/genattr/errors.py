@@ -31,3 +31,7 @@ class IntegrityError(GenattrError):
 
 class ConfigError(GenattrError, ValueError):
     """Invalid hyperparameters or configuration."""
+
+
+class StorageUnavailableError(GenattrError):
+    """A database could not be reached or is locked by another writer (retry later, or check the URL)."""

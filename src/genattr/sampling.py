@@ -58,8 +58,10 @@ def draw(source: Source, n: int | None, generator: torch.Generator | None = None
     else:
         raise ConfigError(f"unsupported source {type(source).__name__}: give a tensor, an object with "
                           "sample(n, generator=...) or a callable (n, generator) -> tensor")
+    from genattr.progress import phase
+
     parts = []
-    with torch.no_grad():
+    with torch.no_grad(), phase("sampling", total=n) as advance:
         for start in range(0, n, batch_size):
             k = min(batch_size, n - start)
             out = fn(k, generator)
@@ -67,6 +69,7 @@ def draw(source: Source, n: int | None, generator: torch.Generator | None = None
                 got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
                 raise ConfigError(f"source returned {got} for n={k}; expected a (n, C, H, W) tensor")
             parts.append(out.detach().to("cpu", torch.float32))
+            advance(k)
     return torch.cat(parts)
 
 

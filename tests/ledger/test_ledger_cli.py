@@ -53,8 +53,8 @@ def test_full_walkthrough(runner: CliRunner, setup: dict) -> None:
     k, db, imgs, tmp = setup["k"], setup["db"], setup["imgs"], setup["tmp"]
     assert (k / "log.skey").stat().st_mode & 0o077 == 0  # private key not readable by others
     out = run(runner, "append", db, *imgs, "--owner-key", k / "owner.skey", "--weights", setup["weights"],
-              "--seed", "1234", "--receipts", tmp / "receipts.jsonl")
-    assert out.output.splitlines()[0].startswith("0\t")
+              "--batch-seed", "1234", "--receipts", tmp / "receipts.jsonl")  # one batch from one seed
+    assert out.stdout.splitlines()[0].startswith("0\t")
     receipts = [json.loads(line) for line in (tmp / "receipts.jsonl").read_text().splitlines()]
     assert [r["index"] for r in receipts] == [0, 1, 2] and receipts[0]["seed"] == {"type": "int", "value": "1234"}
     out = run(runner, "checkpoint", db, "--key", k / "log.skey", "--out", tmp / "cp.txt")
@@ -69,7 +69,7 @@ def test_full_walkthrough(runner: CliRunner, setup: dict) -> None:
     assert out.output.startswith("FOUND: logged at index 2")
     assert (tmp / "a.proof").exists()
     other = _image(tmp / "other.png", 99)
-    out = run(runner, "audit", other, "--db", db)
+    out = run(runner, "audit", other, "--db", db, code=3)  # NOT FOUND exits 3, FOUND 0
     assert out.output.startswith("NOT FOUND: not in the log up to checkpoint 3") and "weak evidence" in out.output
     out = run(runner, "audit", imgs[1], "--bundle", tmp / "p.tlog-proof", "--log-key", k / "log.vkey", "--json")
     assert json.loads(out.output)["found"] is True

@@ -1,4 +1,5 @@
-"""TransparencyLog on SQLite (and on a toy in-memory store through the same interface)."""
+"""TransparencyLog on SQLite and PostgreSQL (`storage_factory`), and on a toy in-memory store through the same
+interface."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ from genattr.ledger.storage import node_id
 ORIGIN = "example.com/genattr-test-log"  # as in conftest.py (the log key's name)
 
 
-def test_append_proofs_match_reference(new_log, make_entry, log_key) -> None:
-    log = new_log()
+def test_append_proofs_match_reference(storage_factory, make_entry, log_key) -> None:
+    log = storage_factory.create()
     assert log.size == 0 and log.root() == EMPTY_ROOT
     ref = MemoryTree()
     for batch in (1, 1, 3, 8, 1, 16, 2):
@@ -58,8 +59,8 @@ def test_append_proofs_match_reference(new_log, make_entry, log_key) -> None:
     assert log.find(make_entry(5).output_hash) == [5]
 
 
-def test_checkpoints_are_signed_stored_and_checked_on_open(tmp_path, new_log, make_entry, log_key) -> None:
-    log = new_log()
+def test_checkpoints_are_signed_stored_and_checked_on_open(storage_factory, make_entry, log_key) -> None:
+    log = storage_factory.create()
     log.append([make_entry(i) for i in range(5)])
     note = log.sign_checkpoint(log_key)
     cp = open_checkpoint(note, [log_key.verifier]).checkpoint
@@ -70,23 +71,23 @@ def test_checkpoints_are_signed_stored_and_checked_on_open(tmp_path, new_log, ma
     assert open_checkpoint(note2, [log_key.verifier]).checkpoint.size == 9
     assert log.sign_checkpoint(log_key, size=5) == note  # re-signing a tree size gives the stored note
     log.close()
-    reopened = TransparencyLog.open(tmp_path / "log.db", log_key=log_key.vkey)
+    reopened = storage_factory.open(log_key=log_key.vkey)
     assert reopened.size == 9
     assert reopened.fsck().checkpoints_checked == 2
     reopened.close()
 
 
-def test_signing_needs_the_log_key(new_log, make_entry) -> None:
-    log = new_log()
+def test_signing_needs_the_log_key(storage_factory, make_entry) -> None:
+    log = storage_factory.create()
     log.append([make_entry(0)])
     with pytest.raises(SignatureError):
         log.sign_checkpoint(generate_signer(ORIGIN))  # type: ignore[arg-type]
 
 
-def test_open_with_wrong_pinned_key_fails(tmp_path, new_log) -> None:
-    new_log().close()
+def test_open_with_wrong_pinned_key_fails(storage_factory) -> None:
+    storage_factory.create().close()
     with pytest.raises(CorruptionError, match="not the trusted key"):
-        TransparencyLog.open(tmp_path / "log.db", log_key=generate_signer(ORIGIN).vkey)
+        storage_factory.open(log_key=generate_signer(ORIGIN).vkey)
 
 
 def test_create_validation(tmp_path, log_key) -> None:
@@ -103,8 +104,8 @@ def test_create_validation(tmp_path, log_key) -> None:
         TransparencyLog.open(other)
 
 
-def test_owner_signatures_are_enforced(new_log, make_entry) -> None:
-    log = new_log()
+def test_owner_signatures_are_enforced(storage_factory, make_entry) -> None:
+    log = storage_factory.create()
     mallory = generate_signer("owner.example/mallory")
     with pytest.raises(SignatureError, match="unregistered owner"):
         log.append([make_entry(0, owner=mallory)])
@@ -119,24 +120,25 @@ def test_owner_signatures_are_enforced(new_log, make_entry) -> None:
     assert log.append([make_entry(2, owner=mallory)]) == [0]
 
 
-def test_triggers_forbid_rewriting_history(tmp_path, new_log, make_entry, log_key) -> None:
-    log = new_log()
+def test_triggers_forbid_rewriting_history(storage_factory, make_entry, log_key) -> None:
+    log = storage_factory.create()
     log.append([make_entry(i) for i in range(3)])
     log.sign_checkpoint(log_key)
     log.close()
-    conn = sqlite3.connect(tmp_path / "log.db")
-    for stmt in (
-        "UPDATE leaves SET data = x'00' WHERE idx = 0",
-        "DELETE FROM leaves WHERE idx = 2",
-        "UPDATE nodes SET hash = x'00'",
-        "DELETE FROM nodes",
-        "DELETE FROM checkpoints",
-        "UPDATE meta SET value = 'x'",
+    conn = storage_factory.connect()
+    q = storage_factory._q
+    for stmt, params in (
+        ("UPDATE leaves SET data = ? WHERE idx = 0", (b"\0",)),
+        ("DELETE FROM leaves WHERE idx = 2", ()),
+        ("UPDATE nodes SET hash = ?", (b"\0",)),
+        ("DELETE FROM nodes", ()),
+        ("DELETE FROM checkpoints", ()),
+        ("UPDATE meta SET value = 'x'", ()),
     ):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            conn.execute(stmt)
-    with pytest.raises(sqlite3.IntegrityError):  # duplicate indices are impossible
-        conn.execute("INSERT INTO leaves(idx, data, hash) VALUES (1, x'00', x'00')")
+        with pytest.raises(storage_factory.integrity_error, match="append-only"):
+            conn.execute(q(stmt), params)
+    with pytest.raises(storage_factory.integrity_error):  # duplicate indices are impossible
+        conn.execute(q("INSERT INTO leaves(idx, data, hash) VALUES (1, ?, ?)"), (b"\0", b"\0"))
     conn.close()
 
 
@@ -148,8 +150,8 @@ def test_sqlite_pragmas(new_log) -> None:
     assert isinstance(log.storage, LogStorage)
 
 
-def test_group_commit_from_many_threads(new_log, make_entry) -> None:
-    log = new_log()
+def test_group_commit_from_many_threads(storage_factory, make_entry) -> None:
+    log = storage_factory.create()
     results: list[int] = []
     lock = threading.Lock()
     commits = []
@@ -180,8 +182,8 @@ def test_group_commit_from_many_threads(new_log, make_entry) -> None:
     log.fsck()
 
 
-def test_group_commit_propagates_failures(new_log, make_entry) -> None:
-    log = new_log()
+def test_group_commit_propagates_failures(storage_factory, make_entry) -> None:
+    log = storage_factory.create()
     with GroupCommitter(log) as gc:
         with pytest.raises(SignatureError):
             gc.submit(make_entry(0, owner=generate_signer("owner.example/eve")))  # rejected before queueing
@@ -315,8 +317,8 @@ def test_sqlite_proofs_are_single_queries(new_log, make_entry) -> None:
     log.storage._conn.set_trace_callback(None)  # type: ignore[attr-defined]
 
 
-def test_search_index_is_lazy_and_checked(tmp_path, new_log, make_entry) -> None:
-    log = new_log()
+def test_search_index_is_lazy_and_checked(storage_factory, make_entry) -> None:
+    log = storage_factory.create()
     log.append([make_entry(i) for i in range(10)])
     assert log.storage.lookup_progress() == 0  # appends never touch the random-keyed index
     assert log.find(make_entry(3).output_hash) == [3]
@@ -325,29 +327,39 @@ def test_search_index_is_lazy_and_checked(tmp_path, new_log, make_entry) -> None
     assert log.find(make_entry(3).output_hash) == [3, 10]
     assert log.find(b"\0" * 32) == []
     log.fsck()
-    log.storage._conn.execute("UPDATE lookup SET idx = 4 WHERE idx = 3")  # type: ignore[attr-defined]
+    storage_factory.sql("UPDATE lookup SET idx = 4 WHERE idx = 3")  # derived data: no triggers to drop
     with pytest.raises(CorruptionError, match="search index"):
         log.fsck()
 
 
-def test_checkpoint_of_the_empty_log_then_growth(tmp_path, new_log, make_entry, log_key) -> None:
-    log = new_log()
+def test_checkpoint_of_the_empty_log_then_growth(storage_factory, make_entry, log_key) -> None:
+    log = storage_factory.create()
     note0 = log.sign_checkpoint(log_key)
     assert open_checkpoint(note0, [log_key.verifier]).checkpoint.root == EMPTY_ROOT
     log.append([make_entry(0)])
     log.sign_checkpoint(log_key)
     log.close()
-    TransparencyLog.open(tmp_path / "log.db").close()
+    storage_factory.open().close()
 
 
-def test_checkpoints_cover_only_committed_data(tmp_path, new_log, make_entry, log_key) -> None:
+def test_checkpoints_cover_only_committed_data(storage_factory, make_entry, log_key) -> None:
     """An append still inside its transaction (not durable yet) is invisible to the checkpoint signer."""
-    log = new_log()
+    log = storage_factory.create()
     log.append([make_entry(i) for i in range(3)])
-    other = sqlite3.connect(tmp_path / "log.db", isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")
-    other.execute("INSERT INTO leaves(idx, data, hash) VALUES (3, ?, ?)", (make_entry(3).encode(), bytes(32)))
-    timer = threading.Timer(0.3, lambda: other.execute("ROLLBACK"))  # the writer crashes / gives up
+    if storage_factory.kind == "postgres":  # another appender holding the sequencer row lock, mid-transaction
+        import psycopg
+
+        from genattr.ledger.pg_schema import to_conninfo
+
+        other = psycopg.connect(to_conninfo(storage_factory.target))
+        other.execute("SELECT size FROM log_head WHERE id = 0 FOR UPDATE")
+    else:
+        other = sqlite3.connect(storage_factory.target, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+    q = storage_factory._q
+    other.execute(q("INSERT INTO leaves(idx, data, hash) VALUES (3, ?, ?)"), (make_entry(3).encode(), bytes(32)))
+    rollback = other.rollback if storage_factory.kind == "postgres" else lambda: other.execute("ROLLBACK")
+    timer = threading.Timer(0.3, rollback)  # the writer crashes / gives up
     timer.start()
     note = log.sign_checkpoint(log_key)  # computed from committed data; stored once the lock frees
     timer.join()

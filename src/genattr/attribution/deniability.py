@@ -57,6 +57,39 @@ def to_uint8_hwc(x: torch.Tensor) -> np.ndarray:
     return to_uint8(x).permute(0, 2, 3, 1).contiguous().numpy()
 
 
+def seeded_images(generator: torch.nn.Module, seeds: list[int | bytes | str]) -> torch.Tensor:
+    """One image per seed, (n, C, H, W) float in [-1, 1]: image i = G(seeded_latent(seeds[i], 0)), so any one
+    image regenerates from its own seed (``regenerate(G, seed)``, ``genattr zoo sample --seed``)."""
+    d = int(generator.latent_dim)  # type: ignore[arg-type]
+    z = torch.stack([seeded_latent(s, 0, d) for s in seeds]) if seeds else torch.empty(0, d)
+    was = generator.training
+    generator.eval()
+    try:
+        with torch.no_grad():
+            return torch.cat([generator(z[i:i + 256]) for i in range(0, z.shape[0], 256)]).detach().float()
+    finally:
+        generator.train(was)
+
+
+def to_pil_images(x: torch.Tensor) -> list[Any]:
+    """float NCHW [-1, 1] → 8-bit PIL images ('L' or 'RGB'): exactly the pixels a PNG of them holds."""
+    from PIL import Image
+
+    arr = to_uint8_hwc(x)
+    return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arr]  # uint8: 'L' or 'RGB'
+
+
+def image_sampler(generator: torch.nn.Module) -> Callable[..., list[Any]]:
+    """``generate(seeds=[s0, s1, …])`` → one 8-bit PIL image per seed (see :func:`seeded_images`), for
+    ``LoggedGenerator(image_sampler(G), log, owner=…, model_id=…, per_sample_seeds=True)``: one seed per
+    image, the images ready to ``.save()`` as PNG (their pixels are what the log hashes)."""
+
+    def generate(*, seeds: list[int | bytes | str]) -> list[Any]:
+        return to_pil_images(seeded_images(generator, list(seeds)))
+
+    return generate
+
+
 def logged_sampler(generator: torch.nn.Module) -> Callable[..., np.ndarray]:
     """``generate(batch_size=n, seed=s)`` → uint8 N×H×W×C, for ``LoggedGenerator(generate, log, ...)``."""
 
@@ -195,5 +228,5 @@ def audit_image(image: str | Path | Any, db: str | Path, *, policy: str | Path |
         return audit_log(image, log, policy=pol)
 
 
-__all__ = ["LATENT_DOMAIN", "DeniabilityCheck", "audit_image", "check_entry", "logged_sampler", "regenerate",
-           "seeded_latent", "seeded_latents", "to_uint8_hwc"]
+__all__ = ["LATENT_DOMAIN", "DeniabilityCheck", "audit_image", "check_entry", "image_sampler", "logged_sampler",
+           "regenerate", "seeded_images", "seeded_latent", "seeded_latents", "to_pil_images", "to_uint8_hwc"]

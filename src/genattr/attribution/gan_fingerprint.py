@@ -191,10 +191,12 @@ def collect_training_data(candidates: Mapping[str, Any], n_samples: int, seed: i
 
 
 def _progress(enabled: bool) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """The caller's progress reporter if one is installed (the CLI's), else Rich bars when ``enabled``."""
+    import contextlib
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    disable=not enabled, transient=True)
+    from genattr.progress import active, reporting
+
+    return reporting() if enabled and not active() else contextlib.nullcontext()
 
 
 @register_attributor("gan-fingerprint-classifier")
@@ -330,8 +332,9 @@ def train_classifier_net(net: nn.Module, x: torch.Tensor, y: torch.Tensor, *, ep
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs * steps_per_epoch))
     log: dict[str, list[float]] = {"loss": [], "accuracy": []}
-    with _progress(progress) as bar:
-        task = bar.add_task("training", total=epochs * steps_per_epoch)
+    from genattr.progress import phase
+
+    with _progress(progress), phase("training (steps)", total=epochs * steps_per_epoch) as advance:
         net.train()
         for _ in range(epochs):
             order = torch.randperm(n, generator=generator)
@@ -350,7 +353,7 @@ def train_classifier_net(net: nn.Module, x: torch.Tensor, y: torch.Tensor, *, ep
                 sched.step()
                 tot_loss += float(loss.detach()) * xb.shape[0]
                 tot_ok += int((logits.argmax(1) == yb).sum())
-                bar.advance(task)
+                advance(1)
             log["loss"].append(tot_loss / n)
             log["accuracy"].append(tot_ok / n)
     net.eval()

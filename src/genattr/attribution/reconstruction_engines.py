@@ -62,10 +62,15 @@ class LocalEngine:
         t0 = time.perf_counter()
         parts: dict[str, list[Any]] = {p.name: [] for p in problems}
         tasks = 0
-        for p in problems:
-            for s, e in _chunks(p.x.shape[0], settings.chunk_size):
-                parts[p.name].append(_run_chunk(p.generator, p.feature, p.x[s:e], p.z0, settings, p.name))
-                tasks += 1
+        from genattr.progress import phase
+
+        with phase("reconstruction (image chunks × candidates)",
+                   total=sum(len(_chunks(p.x.shape[0], settings.chunk_size)) for p in problems)) as advance:
+            for p in problems:
+                for s, e in _chunks(p.x.shape[0], settings.chunk_size):
+                    parts[p.name].append(_run_chunk(p.generator, p.feature, p.x[s:e], p.z0, settings, p.name))
+                    tasks += 1
+                    advance(1)
         self.last_seconds, self.last_tasks = time.perf_counter() - t0, tasks
         return _assemble(problems, parts)
 

@@ -70,9 +70,45 @@ def model_image_spec(att: Any, directory: Any) -> tuple[str, int]:
     return ("L" if c == 1 else "RGB"), h
 
 
-def read_model_images(paths: list[Any], mode: str, size: int) -> tuple[Any, list[int], dict[int, str]]:
+# Colour is "real" when some pixel's channels differ by more than this many 8-bit levels (JPEG chroma noise
+# on a grey picture stays below it).
+COLOUR_TOLERANCE = 4
+
+
+def _image_problem(path: Any, mode: str, size: int | None) -> str | None:
+    """Why an image file is outside what a model of (``mode``, ``size``) was trained on, or None.
+
+    Size: the model's own size, or 28×28 into a 32×32 model (the Fashion-MNIST padding every zoo model
+    was trained with). Colour: a grey model given an image whose channels differ (decoding it to grey
+    would answer about a different picture)."""
+    from genattr.data import read_image
+
+    rgb = read_image(path, mode="RGB")  # decodes every mode; grey files come back with equal channels
+    _, h, w = rgb.shape
+    problems = []
+    if size is not None and (h, w) != (size, size) and not (size == 32 and (h, w) == (28, 28)):
+        hint = ""
+        if h == w and h % size == 0:
+            hint = (f" (a ×{h // size} upscale? `genattr zoo sample` grids are previews; write the per-image "
+                    f"{size}×{size} PNGs with `genattr zoo sample --out-dir DIR`)")
+        problems.append(f"image is {w}×{h} but the model reads {size}×{size} images{hint}")
+    if mode == "L":
+        spread = int((rgb.max(axis=0).astype("int16") - rgb.min(axis=0).astype("int16")).max())
+        if spread > COLOUR_TOLERANCE:
+            problems.append("colour image but the model reads grey images (converting would discard the colour "
+                            "it was not trained on)")
+    return "; ".join(problems) or None
+
+
+def read_model_images(paths: list[Any], mode: str, size: int | None, *, adapt: bool = False
+                      ) -> tuple[Any, list[int], dict[int, str]]:
     """Decode image files one by one: (tensor of the good ones or None, their indices, {index: error} for the
-    bad ones). A bad file is reported and skipped, never the end of the batch."""
+    bad ones). A bad file is reported and skipped, never the end of the batch.
+
+    An image outside the model's input distribution (another size, colour for a grey model) is refused with
+    the reason: centre-cropping a 64×64 picture or turning RGB into grey and then answering with full
+    confidence would be an answer about another image. ``adapt=True`` (the commands' ``--fit-images``)
+    crops/pads and converts anyway, with a loud warning per image."""
     import torch
 
     from genattr.data import load_images
@@ -80,6 +116,13 @@ def read_model_images(paths: list[Any], mode: str, size: int) -> tuple[Any, list
     good, idx, bad = [], [], {}
     for i, p in enumerate(paths):
         try:
+            problem = _image_problem(p, mode, size)
+            if problem is not None and not adapt:
+                bad[i] = f"{problem}; refusing (pass --fit-images to centre-crop/pad and convert anyway)"
+                continue
+            if problem is not None:
+                warn(f"WARNING: {p}: {problem}; centre-cropped/padded and converted because of --fit-images: "
+                     "the answer is about the adapted image and is out of the model's distribution")
             good.append(load_images([p], mode=mode, size=size))
             idx.append(i)
         except GenattrError as exc:
@@ -88,6 +131,48 @@ def read_model_images(paths: list[Any], mode: str, size: int) -> tuple[Any, list
             bad[i] = f"{exc.strerror or exc}: {exc.filename or p}"
     x = torch.cat(good) if good else None
     return x, idx, bad
+
+
+def emit_json(obj: Any) -> None:
+    """One JSON document on stdout (everything else a command prints goes to stderr when --json is given)."""
+    import json
+
+    typer.echo(json.dumps(obj, indent=2, allow_nan=False, default=str))
+
+
+def deprecated(old: str, new: str) -> None:
+    """Say once, on stderr, that an old spelling still works but will go."""
+    warn(f"note: {old} is deprecated; use {new}")
+
+
+def fmt_seconds(s: float) -> str:
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def print_plan(title: str, rows: dict[str, Any], *, estimate_s: float | None = None, note: str | None = None,
+               paper_size_hint: str | None = None) -> None:
+    """The plan a long command prints before it starts (stderr): sizes, the expected time from a probe."""
+    err_console.print(f"[bold]plan[/] {escape(title)}", highlight=False)
+    for k, v in rows.items():
+        err_console.print(f"  {escape(k)}: {escape(str(v))}", highlight=False)
+    if estimate_s is not None:
+        err_console.print(f"  expected time: about {fmt_seconds(estimate_s)} (from a quick probe on this machine)",
+                          highlight=False)
+    if note:
+        err_console.print(f"  {escape(note)}", highlight=False, soft_wrap=True)
+    if paper_size_hint:
+        err_console.print(f"  {escape(paper_size_hint)}", highlight=False, soft_wrap=True)
+
+
+def progress_bars() -> Any:
+    """Rich progress bars with an ETA per phase on stderr, for the library phases run inside."""
+    from genattr.progress import reporting
+
+    return reporting(err_console)
 
 
 def clean_errors(fn: F) -> F:
@@ -112,3 +197,52 @@ def clean_errors(fn: F) -> F:
             raise fail("interrupted", 130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def reproduce_dirs(paper: str, *, out: Any, models: Any, write_docs: bool, ship: bool, paper_size: bool
+                   ) -> tuple[Any, Any]:
+    """(results directory, models directory or None) for `genattr reproduce PAPER`.
+
+    By default a run writes to a fresh run directory (runs/reproduce/PAPER-YYYYmmdd-HHMMSS) and ships nothing:
+    docs/results/PAPER and models/PAPER (what the repository commits) are written only when asked, with
+    --write-docs / --ship (or an explicit --out / --models), and only from a --paper-size run."""
+    import time
+    from pathlib import Path
+
+    from genattr.errors import ConfigError
+
+    if (write_docs or ship) and not paper_size:
+        raise ConfigError("--write-docs / --ship replace the committed results and shipped models: only from a "
+                          "--paper-size run (the default sizes are a smoke test whose numbers mean nothing)")
+    if out is not None and write_docs:
+        raise ConfigError("give --out or --write-docs, not both")
+    if out is None:
+        out = Path("docs/results") / paper if write_docs else \
+            Path("runs/reproduce") / f"{paper}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if models is None and ship:
+        models = Path("models") / paper
+    return out, models
+
+
+def reproduce_command(paper: str, *, out: Any, models: Any, write_docs: bool, ship: bool, paper_size: bool,
+                      only: list[str] | None, set_: list[str] | None, extra: list[str] | None = None) -> str:
+    """The command line recorded in the results (rebuilds exactly these results)."""
+    import shlex
+
+    parts = ["genattr", "reproduce", paper, *(["--paper-size"] if paper_size else []),
+             *(["--write-docs"] if write_docs else ["--out", str(out)] if out is not None else []),
+             *(["--ship"] if ship and models is None else ["--models", str(models)] if models is not None else []),
+             *[a for e in only or [] for a in ("--only", e)], *[a for kv in set_ or [] for a in ("--set", kv)],
+             *(extra or [])]
+    return shlex.join(parts)
+
+
+def plan_reproduce(paper: str, out: Any, models: Any, paper_size: bool, only: list[str] | None,
+                   experiments: Any = None) -> None:
+    print_plan(f"reproduce {paper}", {
+        "experiments": ", ".join(only or experiments or ["all"]),
+        "sizes": "the paper's (hours on 2 cores; wall times per table in docs/results/" + paper + "/README.md)"
+        if paper_size else "smoke test (minutes; the numbers mean nothing)",
+        "results": str(out), "ship models to": str(models) if models is not None else "nowhere (no --ship)"},
+        paper_size_hint=None if paper_size else
+        "--paper-size runs the real experiments; add --write-docs --ship to replace docs/results and models/.")

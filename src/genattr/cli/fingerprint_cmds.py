@@ -1,6 +1,6 @@
 """`genattr fingerprint …`: scalable GAN fingerprints (Yu et al., ICLR 2022).
 
-    genattr fingerprint train --bits 64 --out runs/yu2022-64 --warm-start fmnist-dcgan-s0
+    genattr fingerprint train --bits 64 --out runs/yu2022-64 --warm-start fmnist-dcgan-s0 [--paper-size]
     genattr fingerprint issue --user alice --out instances/alice [--index PATH]
     genattr fingerprint decode img1.png img2.png [--json] [--index PATH]
 
@@ -25,6 +25,7 @@ fingerprint_app = typer.Typer(help="Scalable GAN fingerprints: issue fingerprint
                                    "(Yu et al., ICLR 2022).", no_args_is_help=True)
 
 DEFAULT_VARIANT = "fp64"
+QUICK_EPOCHS, QUICK_STEPS, PAPER_EPOCHS = 1, 150, 10
 
 
 def shipped_dir() -> Path:
@@ -60,10 +61,12 @@ def _load_model(model: Path | None) -> Any:
 @fingerprint_app.command("train")
 @clean_errors
 def train(
-    out: Annotated[Path, typer.Option("--out", help="Run directory (checkpoints; the model ends in OUT/model).")
-                   ] = Path("runs/yu2022-64"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (checkpoints; the model ends in "
+                                      "OUT/model).")] = Path("runs/yu2022-64"),
     bits: Annotated[int, typer.Option("--bits", min=8, help="Fingerprint length d_c (multiple of 8).")] = 64,
-    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    epochs: Annotated[int | None, typer.Option(min=1, help=f"Epochs (default {QUICK_EPOCHS} short epoch of "
+                                               f"{QUICK_STEPS} steps, minutes; {PAPER_EPOCHS} full epochs with "
+                                               "--paper-size, hours).")] = None,
     warm_start: Annotated[str | None, typer.Option(help="Zoo DCGAN name or generator directory to start G from "
                                                         "(its BatchNorm is folded in); 'none' trains G from scratch.")
                                  ] = "fmnist-dcgan-s0",
@@ -74,7 +77,8 @@ def train(
     code_pool: Annotated[int | None, typer.Option(min=1, help="Ablation (Table 2): train on a fixed set of "
                                                               "this many codes instead of fresh ones.")] = None,
     batch_size: Annotated[int, typer.Option(min=2)] = 64,
-    steps_per_epoch: Annotated[int | None, typer.Option(min=1)] = None,
+    steps_per_epoch: Annotated[int | None, typer.Option(min=1, help="Steps per epoch (default: a full pass over "
+                                                        "the data once --epochs or --paper-size is given).")] = None,
     ngf: Annotated[int, typer.Option(min=1)] = 32,
     ndf: Annotated[int, typer.Option(min=1)] = 32,
     limit: Annotated[int | None, typer.Option(min=2, help="Use only the first N training images.")] = None,
@@ -84,11 +88,20 @@ def train(
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(min=1)] = 2,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    paper_size: Annotated[bool, typer.Option("--paper-size", help=f"{PAPER_EPOCHS} full epochs (the shipped "
+                                             "model's run: about 2 h on 2 cores).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
-    """Train (or resume) the fingerprinting GAN on Fashion-MNIST; rerun the same command to resume."""
+    """Train (or resume) the fingerprinting GAN on Fashion-MNIST; rerun the same command to resume.
+
+    Without --epochs or --paper-size this is a short run (minutes): enough to see the pipeline work, not a
+    usable fingerprint model. Prints its plan first (steps and the expected time from a few timed steps)."""
     from genattr.errors import ConfigError
     from genattr.watermark.fingerprint_training import FingerprintTrainConfig, train_fingerprint
 
+    if epochs is None and not paper_size:
+        epochs, steps_per_epoch = QUICK_EPOCHS, steps_per_epoch or QUICK_STEPS
+    epochs = epochs if epochs is not None else PAPER_EPOCHS
     ws = warm_start if warm_start and warm_start.lower() != "none" else None
     if ws and not Path(ws).is_dir():  # a zoo name
         from genattr import zoo
@@ -107,10 +120,38 @@ def train(
         from genattr.evaluation.yu2022 import zoo_fd_fn
 
         fd_fn = zoo_fd_fn(cfg.fd_n)
+    _plan_train(cfg, out, paper_size)
     res = train_fingerprint(cfg, out, progress=progress, fd_fn=fd_fn)
     last = res.history[-1] if res.history else {}
+    if as_json:
+        print(json.dumps({"out": str(out), "model": str(out / "model"), "epochs": res.epochs_done,
+                          "seconds": res.seconds, "bit_accuracy": last.get("bit_accuracy")}))
+        return
     console.print(f"trained {res.epochs_done} epochs in {res.seconds:.0f} s; bit accuracy "
                   f"{last.get('bit_accuracy', float('nan')):.4f}; model saved to {out / 'model'}", highlight=False)
+
+
+def _plan_train(cfg: Any, out: Path, paper_size: bool) -> None:
+    """Print the plan with the expected time from three timed training steps (in a scratch directory)."""
+    import dataclasses
+    import tempfile
+    import time
+
+    from genattr.cli.common import print_plan
+    from genattr.watermark.fingerprint_training import train_fingerprint
+
+    probe = dataclasses.replace(cfg, epochs=1, steps_per_epoch=3, decoder_warmup_steps=0, limit=cfg.batch_size * 4)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        train_fingerprint(probe, Path(tmp), progress=False)
+        per_step = (time.perf_counter() - t0) / 3  # includes set-up: an upper bound for short runs
+    steps = cfg.epochs * (cfg.steps_per_epoch or (cfg.limit or 60_000) // cfg.batch_size)
+    print_plan(f"fingerprint train: {cfg.code_bits}-bit model", {
+        "training": f"{cfg.epochs} epoch(s) × {cfg.steps_per_epoch or 'all'} steps (batch {cfg.batch_size}) = "
+                    f"{steps} steps, after {cfg.decoder_warmup_steps} decoder warm-up steps (fresh runs)",
+        "output": f"{out} (rerun the same command to resume)"},
+        estimate_s=per_step * steps,
+        paper_size_hint=None if paper_size else f"--paper-size: {PAPER_EPOCHS} full epochs (hours).")
 
 
 @fingerprint_app.command("ship")
@@ -121,12 +162,17 @@ def ship_cmd(
     variant: Annotated[str, typer.Option(help="Name of the shipped variant.")] = DEFAULT_VARIANT,
     examples: Annotated[int, typer.Option(min=1, help="Example users registered in a new index.")] = 100,
     force: Annotated[bool, typer.Option(help="Replace an existing variant.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Ship a trained model: copy it to DEST/VARIANT, register example users, write the sha256 manifest."""
     from genattr.watermark.fingerprint_shipping import ship
 
     src = run / "model" if (run / "model").is_dir() else run
     man = ship(src, dest or shipped_dir(), variant=variant, n_examples=examples, force=force)
+    if as_json:
+        print(json.dumps({"variant": variant, "dest": str(dest or shipped_dir()),
+                          "bits": man["variants"][variant]["bits"], "users": man["index"]["users"]}))
+        return
     console.print(f"shipped {variant} ({man['variants'][variant]['bits']} bits) to {dest or shipped_dir()}; "
                   f"registry holds {man['index']['users']} users", highlight=False)
 
@@ -135,7 +181,7 @@ def ship_cmd(
 @clean_errors
 def issue(
     user: Annotated[str, typer.Option("--user", help="Unique user name to register the fingerprint under.")],
-    out: Annotated[Path, typer.Option("--out", help="Directory to write the user's generator instance to.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory to write the user's generator instance to.")],
     index: Annotated[Path | None, typer.Option("--index", help="Registry directory (default: the shipped one).")
                      ] = None,
     model: Annotated[Path | None, typer.Option("--model", help="Fingerprint model directory (default: shipped).")
@@ -235,9 +281,14 @@ def decode(
     for i, msg in bad.items():
         warn(f"skipped {images[i]}: {msg}")
     out = [rows[i] if i in rows else {"path": str(p), "error": bad[i]} for i, p in enumerate(images)]
-    if as_json:
-        print(json.dumps({"registered": len(reg), "bits": reg.code_bits, "rule": rule,
-                          "threshold": reg.threshold(rule, alpha), "images": out}, indent=2, allow_nan=False))
+    if as_json:  # the genattr.verdict/1 shape of `genattr attribute`, with the fingerprint evidence only
+        from genattr.cli.attribute_cmds import emit_results
+        from genattr.unified.single import fingerprint_verdicts
+
+        vs = fingerprint_verdicts(fp, reg, torch.cat([x for _, x in good]), name=str(_index_dir(index)), rule=rule,
+                                  alpha=alpha) if good else []
+        emit_results(list(images), dict(zip([i for i, _ in good], vs, strict=True)), bad, registered=len(reg),
+                     bits=reg.code_bits, rule=rule, threshold=reg.threshold(rule, alpha))
     else:
         t = reg.threshold(rule, alpha)
         table = Table(title=escape(f"fingerprints ({reg.code_bits} bits, {len(reg)} registered, "
@@ -258,26 +309,41 @@ def decode(
 
 @clean_errors
 def reproduce_yu2022_cmd(
-    out: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("docs/results/yu2022"),
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Results directory (default: a fresh "
+                                             "runs/reproduce/yu2022-TIMESTAMP).")] = None,
+    write_docs: Annotated[bool, typer.Option("--write-docs", help="Write to docs/results/yu2022, replacing the "
+                                             "committed results (needs --paper-size).")] = False,
+    paper_size: Annotated[bool, typer.Option("--paper-size", help="The paper's sample sizes (hours on 2 cores). "
+                                             "Default: small sizes (a smoke run, minutes).")] = False,
     models: Annotated[Path | None, typer.Option(help="Directory holding fp64/ and immunised variants "
                                                      "(default: models/yu2022).")] = None,
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only these experiments (repeatable): "
                                                    "accuracy, fidelity, distinct, capacity, attribution, "
                                                    "false_attribution, robustness, table2.")] = None,
-    quick: Annotated[bool, typer.Option(help="Small sample sizes (a smoke run, minutes).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", hidden=True)] = False,
     threads: Annotated[int, typer.Option(min=1)] = 2,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Yu et al. (ICLR 2022) scalable fingerprints: every experiment → OUT (JSON + README.md)."""
+    from genattr.cli.common import deprecated, emit_json, plan_reproduce, reproduce_dirs
     from genattr.evaluation.yu2022 import Yu2022Config, reproduce_yu2022
     from genattr.evaluation.yu2022.experiments import DEFAULT_EXPERIMENTS
 
+    if quick:
+        deprecated("--quick", "nothing (small sizes are the default; --paper-size for the real run)")
     cfg = Yu2022Config(models=str(models) if models else None, threads=threads,
                        experiments=tuple(only) if only else DEFAULT_EXPERIMENTS)
-    if quick:
+    if not paper_size:
         cfg.n_codes, cfg.fd_n, cfg.robustness_n, cfg.attribution_n = 1000, 2000, 200, 50
         cfg.registry_size, cfg.n_real, cfg.distinct_codes, cfg.table2_steps = 100_000, 1000, 200, 200
-    reproduce_yu2022(cfg, out)
-    console.print(f"[bold green]yu2022 done[/] → {out / 'README.md'}")
+    out_dir, _ = reproduce_dirs("yu2022", out=out, models=None, write_docs=write_docs, ship=False,
+                                paper_size=paper_size)
+    plan_reproduce("yu2022", out_dir, None, paper_size, only)
+    reproduce_yu2022(cfg, out_dir)
+    if as_json:
+        emit_json({"paper": "yu2022", "report": str(out_dir / "README.md"), "out": str(out_dir), "models": None})
+        return
+    console.print(f"[bold green]yu2022 done[/] → {out_dir / 'README.md'}")
 
 
 __all__ = ["fingerprint_app", "reproduce_yu2022_cmd", "shipped_dir"]

@@ -1,7 +1,7 @@
 """`genattr keys …`: decentralized attribution with registry keys (Kim, Ren & Yang, ICLR 2021).
 
     genattr keys issue --n 10 --out models/kim2021/orthogonal            # the registry issues keys
-    genattr keys finetune --key models/kim2021/orthogonal --user user-000 \\
+    genattr keys finetune --keys models/kim2021/orthogonal --user user-000 \\
         --out models/kim2021/orthogonal/user-000 [--robust jpeg]         # a user keys its copy of G0
     genattr keys verify --keys models/kim2021/orthogonal img.png … [--json]   # anyone verifies
 
@@ -69,7 +69,7 @@ def _command() -> str:
 @clean_errors
 def issue(
     n: Annotated[int, typer.Option("--n", min=1, help="Number of keys (users) to issue.")],
-    out: Annotated[Path, typer.Option("--out", help="New key-set directory (must not exist).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New key-set directory (must not exist).")],
     root: Annotated[str, typer.Option(help="Root model G0: zoo name or save_pretrained directory.")] = ROOT_DEFAULT,
     real: Annotated[str, typer.Option(help="'fmnist' (train to fit, test held out) or an image folder.")
                     ] = "fmnist",
@@ -83,8 +83,13 @@ def issue(
     steps: Annotated[int, typer.Option(min=1, help="Adam steps per block of keys.")] = 150,
     seed: Annotated[int, typer.Option()] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    probe: Annotated[bool, typer.Option("--probe/--no-probe", help="Time a short key optimisation first to print "
+                                        "the expected time.")] = True,
 ) -> None:
-    """Issue N data-compliant keys (Eq. 8), each checked on held-out images before it is issued."""
+    """Issue N data-compliant keys (Eq. 8), each checked on held-out images before it is issued.
+
+    Prints its plan first (sizes, expected time from a quick probe), then a progress bar per phase. The
+    defaults are the paper's sizes and take a few minutes on 2 cores for ten keys."""
     import torch
 
     from genattr.errors import ConfigError
@@ -106,17 +111,30 @@ def issue(
     check_user_names(names)
     if out.exists():
         raise ConfigError(f"{out} already exists; choose another --out or remove it")
+    from genattr.cli.common import print_plan, progress_bars
+    from genattr.progress import phase
+
     g0 = load_root(root)
     x_train, x_test = load_real(real, n_train)
+    estimate = _probe_issue(g0, x_train, x_test, n, n_root + n_heldout, steps, angle) if probe else None
+    print_plan(f"keys issue: {n} keys at {angle:g}° for {root}", {
+        "fit on": f"{x_train.shape[0]} real ({real}) + {n_root} root samples, {steps} Adam steps per block",
+        "compliance check": f"{x_test.shape[0]} held-out real + {n_heldout} fresh root samples",
+        "output": str(out)}, estimate_s=estimate)
     gen = torch.Generator().manual_seed(derive_seed(seed, "kim2021", "root-samples"))
-    r_train = g0.sample(n_root, gen)
-    r_held = g0.sample(n_heldout, gen)
-    if tuple(r_train.shape[1:]) != tuple(x_train.shape[1:]):
-        raise ConfigError(f"root model makes {tuple(r_train.shape[1:])} images, real images are "
-                          f"{tuple(x_train.shape[1:])}")
-    mask = border_mask(tuple(x_train.shape[1:])) if mask_border else None
-    keys, info = generate_keys(n, x_train, r_train, real_heldout=x_test, root_heldout=r_held, angle_deg=angle,
-                               mask=mask, seed=derive_seed(seed, "kim2021", "keys"), config=KeyGenConfig(steps=steps))
+    with progress_bars():
+        with phase("sampling (root model)", total=n_root + n_heldout) as advance:
+            r_train = g0.sample(n_root, gen)
+            advance(n_root)
+            r_held = g0.sample(n_heldout, gen)
+            advance(n_heldout)
+        if tuple(r_train.shape[1:]) != tuple(x_train.shape[1:]):
+            raise ConfigError(f"root model makes {tuple(r_train.shape[1:])} images, real images are "
+                              f"{tuple(x_train.shape[1:])}")
+        mask = border_mask(tuple(x_train.shape[1:])) if mask_border else None
+        keys, info = generate_keys(n, x_train, r_train, real_heldout=x_test, root_heldout=r_held,
+                                   angle_deg=angle, mask=mask, seed=derive_seed(seed, "kim2021", "keys"),
+                                   config=KeyGenConfig(steps=steps))
     meta = {"angle_deg": angle, "root": root, "real": real, "border_masked": mask_border, "seed": seed,
             "compliance": dict(zip(names, compliance_report(keys, x_test, r_held), strict=True)),
             "generation": info, "command": _command()}
@@ -132,9 +150,9 @@ def issue(
 @keys_app.command("finetune")
 @clean_errors
 def finetune_cmd(
-    key: Annotated[Path, typer.Option("--key", help="Key-set directory (from `keys issue`).")],
     user: Annotated[str, typer.Option("--user", help="The user whose key to embed.")],
-    out: Annotated[Path, typer.Option("--out", help="New directory for the user's model (save_pretrained).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New directory for the user's model (save_pretrained).")],
+    key: Annotated[Path | None, typer.Option("--keys", help="Key-set directory (from `keys issue`).")] = None,
     robust: Annotated[str | None, typer.Option(help="Train against a post-process: blur, crop, noise, jpeg or "
                                                     "combination (starts from --start if given).")] = None,
     root: Annotated[str, typer.Option(help="Root model G0: zoo name or save_pretrained directory.")] = ROOT_DEFAULT,
@@ -146,37 +164,91 @@ def finetune_cmd(
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(min=1)] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
+    key_alias: Annotated[Path | None, typer.Option("--key", hidden=True)] = None,
 ) -> None:
-    """Fine-tune the root model into USER's keyed model and save it to OUT (atomically)."""
+    """Fine-tune the root model into USER's keyed model and save it to OUT (atomically).
+
+    Prints its plan (steps, expected time from the first steps' speed) and a progress bar with an ETA."""
     import torch
 
+    from genattr.cli.common import deprecated
+    from genattr.errors import ConfigError
     from genattr.generators import Generator
     from genattr.watermark.keys import load_keys
     from genattr.watermark.kim_training import FinetuneConfig, finetune, save_user_model
 
+    if key_alias is not None:
+        if key is not None:
+            raise ConfigError("give --keys only (--key is its old spelling)")
+        deprecated("`keys finetune --key`", "`keys finetune --keys`")
+        key = key_alias
+    if key is None:
+        raise ConfigError("give the key set with --keys DIR (from `genattr keys issue`)")
     ks = load_keys(key)
     phi = ks.key(user)
     cfg = FinetuneConfig(mode=mode, steps=steps, C=c, batch_size=batch_size, robust=robust, seed=seed)
-    from genattr.errors import ConfigError
-
     if out.exists():
         raise ConfigError(f"{out} already exists; choose another --out or remove it")
     g0 = load_root(root)
     begin = Generator.from_pretrained(start) if start is not None else None
     real = load_real(ks.meta.get("real", "fmnist"))[1] if mode == "alg1" else None
+    from genattr.cli.common import err_console, print_plan, progress_bars
+
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        g, info = finetune(g0, phi, cfg, real=real, start=begin,
-                           log=lambda m: console.print(f"  {m}", highlight=False))
+        import time
+
+        finetune(g0, phi, FinetuneConfig(**{**cfg.__dict__, "steps": 1, "mode": "hinge"}), start=begin)  # warm-up
+        t0 = time.perf_counter()
+        finetune(g0, phi, FinetuneConfig(**{**cfg.__dict__, "steps": 4, "mode": "hinge"}), start=begin)
+        per_step = (time.perf_counter() - t0) / 4
+        print_plan(f"keys finetune: {user}'s keyed model from {root}", {
+            "training": f"{steps} steps ({mode}), batch {batch_size}, C = {c:g}" + (f", robust to {robust}"
+                                                                                  if robust else ""),
+            "output": str(out)}, estimate_s=per_step * steps * (3 if mode == "alg1" else 1))
+        say = err_console if as_json else console
+        with progress_bars():
+            g, info = finetune(g0, phi, cfg, real=real, start=begin,
+                               log=lambda m: say.print(f"  {m}", highlight=False))
     finally:
         torch.set_num_threads(old)
     extra = {"kim2021": {"user": user, "key_index": ks.users.index(user), "key_set": str(key), "root": root,
                          "robust": robust, "start": str(start) if start else None,
                          "training": {k: v for k, v in info.items() if k != "history"}}}
     save_user_model(g, out, extra=extra)
+    if as_json:
+        print(json.dumps({"user": user, "out": str(out), "steps": info["steps"], "seconds": info["seconds"],
+                          "seconds_per_step": info["seconds_per_step"]}))
+        return
     console.print(f"{user}: {info['steps']} steps in {info['seconds']:.1f} s "
                   f"({1000 * info['seconds_per_step']:.1f} ms/step) → {out}", highlight=False)
+
+
+def _probe_issue(g0: Any, x_train: Any, x_test: Any, n: int, n_samples: int, steps: int, angle: float) -> float:
+    """Expected seconds for `keys issue`: root sampling per image, and one key block at a tenth of the steps
+    (the optimisation works on a fixed pool of 4096 images, so its cost hardly depends on the data size)."""
+    import contextlib
+    import math
+    import time
+
+    import torch
+
+    from genattr.errors import GenattrError
+    from genattr.watermark.keys import KeyGenConfig, generate_keys
+
+    gen = torch.Generator().manual_seed(0)
+    t0 = time.perf_counter()
+    r = g0.sample(512, gen)
+    per_sample = (time.perf_counter() - t0) / 512
+    k = max(1, steps // 10)
+    t0 = time.perf_counter()
+    with contextlib.suppress(GenattrError):  # a probe that issues nothing still measured the block
+        generate_keys(1 if angle >= 90 else 2, x_train[:2048], r, real_heldout=x_test[:256], root_heldout=r[:256],
+                      angle_deg=angle, seed=0, config=KeyGenConfig(steps=k, max_attempts=1), allow_fewer=True)
+    per_block = (time.perf_counter() - t0) * steps / k
+    return per_sample * n_samples + per_block * math.ceil(n / 20)
 
 
 def _check_channels(paths: list[Path], channels: int) -> None:
@@ -223,8 +295,12 @@ def verify(
         fired = [ks.users[j] for j in res.extras["fired"][i].nonzero().flatten().tolist()]
         rows.append({"path": str(p), "user": res.labels[i], "margin": float(res.extras["margin"][i]),
                      "n_fired": len(fired), "keys_fired": fired, "ambiguous": len(fired) > 1})
-    if as_json:
-        print(json.dumps({"keys": str(keys), "n_keys": len(ks), "threshold": threshold, "images": rows}, indent=2))
+    if as_json:  # the genattr.verdict/1 shape of `genattr attribute`, with the keys' evidence only
+        from genattr.cli.attribute_cmds import emit_results
+        from genattr.unified.single import keys_verdicts
+
+        vs = keys_verdicts(ks, x, name=str(keys), threshold=threshold)
+        emit_results(list(images), dict(enumerate(vs)), {}, keys=str(keys), n_keys=len(ks), threshold=threshold)
         return
     table = Table(title=f"kim2021 keys: {len(ks)} users, a key fires at φᵀx ≥ {threshold:g}")
     for col in ("image", "user", "margin (max φᵀx)", "keys fired"):

@@ -67,26 +67,14 @@ def zoo_list(as_json: Annotated[bool, typer.Option("--json", help="Machine-reada
         console.print(f"real train vs real test FD: {ref:.2f}")
 
 
-@zoo_app.command("sample")
-@clean_errors
-def zoo_sample(
-    name: Annotated[str, typer.Argument(help="Zoo model name (see `genattr zoo list`).")],
-    n: Annotated[int, typer.Option("-n", min=1, max=100_000, help="Number of samples.")] = 64,
-    seed: Annotated[int, typer.Option(help="Latent seed (same seed, same images).")] = 0,
-    output: Annotated[Path, typer.Option("-o", "--output", help="PNG grid to write.")] = Path("grid.png"),
-    nrow: Annotated[int, typer.Option(min=1, help="Images per grid row.")] = 8,
-    scale: Annotated[int, typer.Option(min=1, max=16, help="Integer upscaling of the grid.")] = 2,
-) -> None:
-    """Sample a zoo generator into a PNG grid."""
-    import torch
+def _mount_zoo_sample() -> None:
+    """`genattr zoo sample` lives in genattr.cli.zoo_sample_cmds (per-image PNGs, seeds, logged generation)."""
+    from genattr.cli.zoo_sample_cmds import zoo_sample
 
-    from genattr import zoo
-    from genattr.data import save_png
+    zoo_app.command("sample")(zoo_sample)
 
-    g = zoo.load(name)
-    x = g.sample(n, torch.Generator().manual_seed(seed))
-    save_png(x, output, nrow=nrow, scale=scale)
-    console.print(f"wrote {n} samples of {escape(name)} (seed {seed}) to {escape(str(output))}")
+
+_mount_zoo_sample()
 
 
 @zoo_app.command("train")
@@ -95,13 +83,15 @@ def zoo_train(
     arch: Annotated[str, typer.Argument(help="Architecture: dcgan, wgan_gp, lsgan or ebgan.")],
     seed: Annotated[int, typer.Option(help="Training seed (weights init, data order, noise).")] = 0,
     epochs: Annotated[int, typer.Option(min=1)] = 5,
-    out: Annotated[Path, typer.Option("--out", help="Run directory (resumed if it exists).")] = Path("runs/gan"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (resumed if it exists).")
+                   ] = Path("runs/gan"),
     ngf: Annotated[int, typer.Option(min=1)] = 32,
     ndf: Annotated[int, typer.Option(min=1)] = 32,
     batch_size: Annotated[int, typer.Option(min=2)] = 128,
     limit: Annotated[int | None, typer.Option(help="Use only the first N training images.")] = None,
     data: Annotated[str, typer.Option(help="fashion-mnist or digits.")] = "fashion-mnist",
     resume: Annotated[bool, typer.Option(help="Resume from a checkpoint in --out.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Train a GAN on real data (deterministic given --seed, resumable, progress bar, sample grids)."""
     from genattr.generators import generator_class
@@ -111,6 +101,12 @@ def zoo_train(
     cfg = TrainConfig(arch=arch, seed=seed, epochs=epochs, ngf=ngf, ndf=ndf, batch_size=batch_size,
                       limit=limit, data=data)
     res = train_gan(cfg, out, resume=resume)
+    if as_json:
+        from genattr.cli.common import emit_json
+
+        emit_json({"arch": arch, "seed": seed, "epochs": res.epochs_done, "seconds": res.seconds,
+                   "generator": str(out / "generator"), "samples": str(out / "samples")})
+        return
     console.print(f"trained {arch} seed {seed} for {res.epochs_done} epochs in {res.seconds:.0f} s; "
                   f"generator saved to {out / 'generator'}, sample grids in {out / 'samples'}")
 
@@ -122,24 +118,34 @@ def zoo_rebuild(
     runs: Annotated[Path, typer.Option(help="Where training runs (and checkpoints) live.")] = Path("runs/zoo"),
     n_eval: Annotated[int, typer.Option(min=100, help="Samples per FD measurement.")] = 10_000,
     measure_only: Annotated[bool, typer.Option(help="Only re-measure quality and rewrite the manifest.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the rebuilt manifest entries on stdout.")] = False,
 ) -> None:
     """Retrain zoo entries from the manifest recipes and re-measure quality (for the record; slow)."""
     from genattr.zoo.build import rebuild
 
-    rebuild(only=only, runs=runs, n_eval=n_eval, retrain=not measure_only)
+    man = rebuild(only=only, runs=runs, n_eval=n_eval, retrain=not measure_only)
+    if as_json:
+        from genattr.cli.common import emit_json
+
+        emit_json({n: e for n, e in (man or {}).get("models", {}).items() if not only or n in only})
 
 
 @app.command()
 @clean_errors
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Output directory.")] = Path("demo-out"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("demo-out"),
     n: Annotated[int, typer.Option("-n", min=1, max=10_000, help="Samples per model.")] = 64,
     seed: Annotated[int, typer.Option()] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print report.json on stdout (the tour on stderr).")
+                       ] = False,
 ) -> None:
     """End-to-end demo on the shipped zoo: sample every model, write grids and a short report."""
     from genattr.demo import run_demo
 
-    report = run_demo(out, n=n, seed=seed, console=console)
+    report = run_demo(out, n=n, seed=seed, console=err_console if as_json else console)
+    if as_json:
+        typer.echo((report.parent / "report.json").read_text())
+        return
     console.print(f"[bold green]demo done[/] → {escape(str(report))}")
 
 
@@ -152,8 +158,11 @@ _SUBAPPS = (
     ("genattr.cli.keys_cmds", "keys_app", "keys", "Registry keys and keyed user models (Kim et al., ICLR 2021)."),
     ("genattr.cli.fingerprint_cmds", "fingerprint_app", "fingerprint", "Bit fingerprints (Yu et al., ICLR 2022)."),
     ("genattr.cli.reproduce_cmds", "reproduce_app", "reproduce", "Reproduce a paper's experiments."),
+    ("genattr.cli.registry_cmds", "registry_app", "registry", "The model registry database (models, components)."),
     # a single command (`genattr reconstruct IMAGE…`), mounted without a group name
     ("genattr.cli.reconstruct_cmds", "reconstruct_app", None, None),
+    ("genattr.cli.attribute_cmds", "attribute_app", None, None),  # `genattr attribute IMAGE…|DIR`
+    ("genattr.cli.serve_cmds", "serve_app", None, None),
 )
 
 

@@ -98,8 +98,8 @@ def reconstruct(
     candidates: Annotated[list[str], typer.Option("--candidates", "-c", help="Candidate generators: zoo names or "
                                                   "save_pretrained directories (repeat, or comma-separated).")],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Write a PNG per image (image vs reconstructions) "
-                                             "and reconstruct.json here.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a PNG per image (image vs "
+                                             "reconstructions) and reconstruct.json here.")] = None,
     engine: Annotated[str, typer.Option(help="local (in-process) or ray.")] = "local",
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (default: start Ray locally).")
                            ] = None,
@@ -116,7 +116,10 @@ def reconstruct(
                        ] = None,
     threads: Annotated[int, typer.Option(min=1, help="Torch threads.")] = 2,
 ) -> None:
-    """Attribute images to the candidate generator that reconstructs them best (Zhang et al. 2020)."""
+    """Attribute images to the candidate generator that reconstructs them best (Zhang et al. 2020).
+
+    Prints its plan first (work and the expected time from a few timed steps), then a progress bar with an ETA
+    over the (image chunk × candidate) tasks."""
     import torch
 
     from genattr.attribution.seed_reconstruction import SeedReconstruction
@@ -145,9 +148,13 @@ def reconstruct(
     att = SeedReconstruction(distance=distance, restarts=restarts, steps=steps, lr=lr, seed=seed, engine=engine,
                              ray_address=ray_address).fit(gens)
     x = torch.cat([load_image(p, att.image_shape_[0], tuple(att.image_shape_)) for p in images])
+    _plan(att, gens, x, engine, as_json)
+    from genattr.cli.common import progress_bars
+
     eng = att.make_engine()
     try:
-        res = att.attribute(x, engine=eng)
+        with progress_bars():
+            res = att.attribute(x, engine=eng)
     finally:
         eng.shutdown()
     cand = list(res.candidates)
@@ -196,28 +203,75 @@ def reconstruct(
             console.print(f"  figure: {row['figure']}", highlight=False)
 
 
+def _plan(att: Any, gens: dict[str, Any], x: Any, engine: str, quiet: bool) -> None:
+    """Print the plan; locally, the expected time from 3 timed steps on the first chunk of images."""
+    import time
+
+    from genattr.attribution.seed_reconstruction import SeedReconstruction
+    from genattr.cli.common import print_plan
+
+    p = att.get_params()
+    chunks = math.ceil(x.shape[0] / p["chunk_size"])
+    estimate = None
+    if engine == "local" and p["steps"] > 0:
+        SeedReconstruction(**{**p, "steps": 1, "engine": "local"}).fit(gens).attribute(x[:1])  # one-off costs
+        probe = SeedReconstruction(**{**p, "steps": 3, "engine": "local"}).fit(gens)
+        t0 = time.perf_counter()
+        probe.attribute(x[:p["chunk_size"]])
+        estimate = (time.perf_counter() - t0) * p["steps"] / 3 * chunks
+    print_plan(f"reconstruct: {x.shape[0]} image(s) × {len(gens)} candidate(s)", {
+        "optimisation": f"{p['restarts']} restarts × {p['steps']} Adam steps per image and candidate "
+                        f"({p['distance']} distance), {chunks} chunk(s) of up to {p['chunk_size']} images",
+        "engine": engine}, estimate_s=estimate)
+
+
 def reproduce_zhang2020_command(
-    out: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("docs/results/zhang2020"),
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Results directory (default: a fresh "
+                                             "runs/reproduce/zhang2020-TIMESTAMP).")] = None,
+    write_docs: Annotated[bool, typer.Option("--write-docs", help="Write to docs/results/zhang2020, replacing the "
+                                             "committed results (needs --paper-size).")] = False,
+    paper_size: Annotated[bool, typer.Option("--paper-size", help="The paper's sizes (hours on 2 cores). Default: "
+                                             "smoke-test sizes (minutes, numbers meaningless).")] = False,
     only: Annotated[list[str] | None, typer.Option(help="Run only these experiments (repeatable); see "
                                                         "genattr.evaluation.zhang2020.EXPERIMENTS.")] = None,
-    quick: Annotated[bool, typer.Option(help="Tiny sizes (a smoke test; numbers are meaningless).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", hidden=True)] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable).")
                     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Zhang et al. 2020 (seed reconstruction): App. A, three architectures, Fig. 5, Table I, Fig. 6, Fig. 9."""
+    from genattr.cli.common import (
+        deprecated,
+        emit_json,
+        err_console,
+        plan_reproduce,
+        reproduce_command,
+        reproduce_dirs,
+    )
     from genattr.errors import ConfigError
     from genattr.evaluation.zhang2020 import Zhang2020Config, quick_config, reproduce_zhang2020
 
+    if quick:
+        deprecated("--quick", "nothing (smoke-test sizes are the default; --paper-size for the real run)")
     items = {}
     for kv in set_ or []:
         if "=" not in kv:
             raise ConfigError(f"--set expects KEY=VALUE, got {kv!r}")
         k, v = kv.split("=", 1)
         items[k.strip()] = v.strip()
-    cfg = (quick_config() if quick else Zhang2020Config()).override(items)
+    cfg = (Zhang2020Config() if paper_size else quick_config()).override(items)
     if only:
         cfg = cfg.override({"experiments": ",".join(only)})
-    report = reproduce_zhang2020(cfg, out, log=lambda m: console.print(m, highlight=False))
+    out_dir, _ = reproduce_dirs("zhang2020", out=out, models=None, write_docs=write_docs, ship=False,
+                                paper_size=paper_size)
+    command = reproduce_command("zhang2020", out=out, models=None, write_docs=write_docs, ship=False,
+                                paper_size=paper_size, only=only, set_=set_)
+    plan_reproduce("zhang2020", out_dir, None, paper_size, only)
+    say = err_console if as_json else console
+    report = reproduce_zhang2020(cfg, out_dir, log=lambda m: say.print(m, highlight=False), command=command)
+    if as_json:
+        emit_json({"paper": "zhang2020", "report": str(report), "out": str(out_dir), "models": None})
+        return
     console.print(f"[bold green]zhang2020 done[/] → {report}")
 
 

@@ -1,8 +1,12 @@
-"""`genattr reproduce …`: rerun a paper's experiments on the shipped zoo and write its results directory."""
+"""`genattr reproduce …`: rerun a paper's experiments on the shipped zoo and write its results directory.
+
+By default a run uses smoke-test sizes (minutes) and writes to a fresh run directory
+(runs/reproduce/PAPER-TIMESTAMP), shipping nothing: the committed results (docs/results/PAPER) and shipped
+models (models/PAPER) are replaced only with ``--paper-size --write-docs --ship`` (or an explicit --out /
+--models). ``--quick`` (the old smoke-test flag) is accepted and does nothing."""
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -33,103 +37,141 @@ def _parse_set(pairs: list[str] | None) -> dict[str, str]:
     return items
 
 
+OUT_HELP = "Results directory (default: a fresh runs/reproduce/PAPER-TIMESTAMP)."
+WRITE_DOCS_HELP = "Write to docs/results/PAPER, replacing the committed results (needs --paper-size)."
+SHIP_HELP = "Ship the trained models to models/PAPER (or --models), replacing the shipped ones (needs --paper-size)."
+PAPER_SIZE_HELP = "The paper's sizes (hours on 2 cores). Default: smoke-test sizes (minutes, numbers meaningless)."
+Opt = typer.Option
+
+
+def _quick_alias(quick: bool) -> None:
+    if quick:
+        from genattr.cli.common import deprecated
+
+        deprecated("--quick", "nothing (smoke-test sizes are the default; --paper-size for the real run)")
+
+
 @reproduce_app.command("yu2019")
 @clean_errors
 def yu2019(
-    out: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("docs/results/yu2019"),
-    models: Annotated[Path, typer.Option("--models", help="Where the attribution nets are shipped.")
-                      ] = Path("models/yu2019"),
-    ship: Annotated[bool, typer.Option(help="Save the calibrated nets of Tables 1 and 3 to --models.")] = True,
-    only: Annotated[list[str] | None, typer.Option(help="Run only these experiments (repeatable): architectures, "
-                                                        "seeds, components, immunisation, visnet.")] = None,
-    quick: Annotated[bool, typer.Option(help="Tiny sizes (a smoke test; numbers are meaningless).")] = False,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable; "
-                                                                 "tuples comma-separated), e.g. --set epochs=6.")
-                    ] = None,
+    out: Annotated[Path | None, Opt("--out", "-o", help=OUT_HELP)] = None,
+    models: Annotated[Path | None, Opt("--models", help="Ship the attribution nets here (implies --ship).")] = None,
+    write_docs: Annotated[bool, Opt("--write-docs", help=WRITE_DOCS_HELP)] = False,
+    ship: Annotated[bool, Opt("--ship/--no-ship", help=SHIP_HELP)] = False,
+    paper_size: Annotated[bool, Opt("--paper-size", help=PAPER_SIZE_HELP)] = False,
+    only: Annotated[list[str] | None, Opt(help="Run only these experiments (repeatable): architectures, "
+                                               "seeds, components, immunisation, visnet.")] = None,
+    quick: Annotated[bool, Opt("--quick", hidden=True)] = False,
+    set_: Annotated[list[str] | None, Opt("--set", help="Override a setting, KEY=VALUE (repeatable; "
+                                                        "tuples comma-separated), e.g. --set epochs=6.")] = None,
+    as_json: Annotated[bool, Opt("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Yu, Davis & Fritz 2019 (learned GAN fingerprints): Tables 1, 3, 4, 5, 7 and the fingerprint figure."""
+    from genattr.cli.common import plan_reproduce, reproduce_command, reproduce_dirs
     from genattr.evaluation.yu2019 import Yu2019Config, quick_config, run_yu2019
 
-    cfg = (quick_config() if quick else Yu2019Config()).override(_parse_set(set_))
-    parts = ["genattr", "reproduce", "yu2019"]
-    if out != Path("docs/results/yu2019"):
-        parts += ["--out", str(out)]
-    if models != Path("models/yu2019"):
-        parts += ["--models", str(models)]
-    if not ship:
-        parts.append("--no-ship")
-    for e in only or []:
-        parts += ["--only", e]
-    if quick:
-        parts.append("--quick")
-    for kv in set_ or []:
-        parts += ["--set", kv]
-    command = shlex.join(parts)
-    report = run_yu2019(out, models_dir=models if ship else None, config=cfg, only=only, command=command,
-                        log=lambda m: console.print(m, highlight=False))
-    console.print(f"[bold green]yu2019 done[/] → {escape(str(report))}")
+    _quick_alias(quick)
+    cfg = (Yu2019Config() if paper_size else quick_config()).override(_parse_set(set_))
+    out_dir, models_dir = reproduce_dirs("yu2019", out=out, models=models, write_docs=write_docs, ship=ship,
+                                         paper_size=paper_size)
+    command = reproduce_command("yu2019", out=out, models=models, write_docs=write_docs, ship=ship,
+                                paper_size=paper_size, only=only, set_=set_)
+    plan_reproduce("yu2019", out_dir, models_dir, paper_size, only)
+    report = run_yu2019(out_dir, models_dir=models_dir, config=cfg, only=only, command=command,
+                        log=lambda m: _log(m, as_json))
+    _done("yu2019", report, out_dir, models_dir, as_json)
+
+
+def _log(message: str, quiet: bool) -> None:
+    from genattr.cli.common import err_console
+
+    (err_console if quiet else console).print(message, highlight=False)
+
+
+def _done(paper: str, report: Path, out: Path, models: Path | None, as_json: bool) -> None:
+    if as_json:
+        from genattr.cli.common import emit_json
+
+        emit_json({"paper": paper, "report": str(report), "out": str(out),
+                   "models": None if models is None else str(models)})
+        return
+    console.print(f"[bold green]{paper} done[/] → {escape(str(report))}")
 
 
 @reproduce_app.command("flipad")
 @clean_errors
 def flipad(
-    out: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("docs/results/flipad"),
-    models: Annotated[Path, typer.Option("--models", help="Where Table 1's FLIPAD detectors are shipped.")
-                      ] = Path("models/flipad"),
-    ship: Annotated[bool, typer.Option(help="Save the first run's calibrated FLIPAD of each `ship_models` "
-                                            "generator to --models.")] = True,
-    only: Annotated[list[str] | None, typer.Option(help="Run only these experiments (repeatable), "
-                                                        "e.g. table1, table2, table3.")] = None,
-    quick: Annotated[bool, typer.Option(help="Tiny sizes (a smoke test; numbers are meaningless).")] = False,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable).")
-                    ] = None,
-    merge_from: Annotated[list[Path] | None, typer.Option(
+    out: Annotated[Path | None, Opt("--out", "-o", help=OUT_HELP)] = None,
+    models: Annotated[Path | None, Opt("--models", help="Ship Table 1's FLIPAD detectors here (implies --ship).")
+                      ] = None,
+    write_docs: Annotated[bool, Opt("--write-docs", help=WRITE_DOCS_HELP)] = False,
+    ship: Annotated[bool, Opt("--ship/--no-ship", help=SHIP_HELP + " First run's detector of each "
+                                                                   "`ship_models` generator.")] = False,
+    paper_size: Annotated[bool, Opt("--paper-size", help=PAPER_SIZE_HELP)] = False,
+    only: Annotated[list[str] | None, Opt(help="Run only these experiments (repeatable), "
+                                               "e.g. table1, table2, table3.")] = None,
+    quick: Annotated[bool, Opt("--quick", hidden=True)] = False,
+    set_: Annotated[list[str] | None, Opt("--set", help="Override a setting, KEY=VALUE (repeatable).")] = None,
+    merge_from: Annotated[list[Path] | None, Opt(
         "--merge-from", help="Run nothing: copy the methods of these results directories (e.g. runs made in "
-                             "parallel with --out) into --out and rebuild its report (repeatable).")] = None,
+                             "parallel with --out) into --out (or --write-docs) and rebuild its report "
+                             "(repeatable).")] = None,
+    as_json: Annotated[bool, Opt("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Laszkiewicz et al. 2024 (FLIPAD and baselines): Tables 1, 2, 3 (+ AUC, timings, Fig. 4)."""
+    from genattr.cli.common import plan_reproduce, reproduce_command, reproduce_dirs
+    from genattr.errors import ConfigError
     from genattr.evaluation.flipad_experiments import FlipadConfig, merge_results, quick_config, reproduce_flipad
 
+    _quick_alias(quick)
     if merge_from:
+        if out is None and not write_docs:
+            raise ConfigError("--merge-from needs the directory to merge into: --out DIR or --write-docs")
+        target = out if out is not None else Path("docs/results/flipad")
         for src in merge_from:
-            report = merge_results(src, out)
+            report = merge_results(src, target)
         console.print(f"[bold green]merged[/] {len(merge_from)} result director{'y' if len(merge_from) == 1 else 'ies'}"
                       f" → {escape(str(report))}")
         return
-
-    cfg = (quick_config() if quick else FlipadConfig()).override(_parse_set(set_))
-    parts = ["genattr", "reproduce", "flipad", *(["--out", str(out)] if out != Path("docs/results/flipad") else []),
-             *(["--models", str(models)] if models != Path("models/flipad") else []), *([] if ship else ["--no-ship"]),
-             *[a for e in only or [] for a in ("--only", e)], *(["--quick"] if quick else []),
-             *[a for kv in set_ or [] for a in ("--set", kv)]]
-    report = reproduce_flipad(out, config=cfg, only=only, command=shlex.join(parts),
-                              log=lambda m: console.print(m, highlight=False), models_dir=models if ship else None)
-    console.print(f"[bold green]flipad done[/] → {escape(str(report))}")
+    cfg = (FlipadConfig() if paper_size else quick_config()).override(_parse_set(set_))
+    out_dir, models_dir = reproduce_dirs("flipad", out=out, models=models, write_docs=write_docs, ship=ship,
+                                         paper_size=paper_size)
+    command = reproduce_command("flipad", out=out, models=models, write_docs=write_docs, ship=ship,
+                                paper_size=paper_size, only=only, set_=set_)
+    plan_reproduce("flipad", out_dir, models_dir, paper_size, only)
+    report = reproduce_flipad(out_dir, config=cfg, only=only, command=command,
+                              log=lambda m: _log(m, as_json), models_dir=models_dir)
+    _done("flipad", report, out_dir, models_dir, as_json)
 
 
 @reproduce_app.command("kim2021")
 @clean_errors
 def kim2021(
-    out: Annotated[Path, typer.Option("--out", help="Results directory.")] = Path("docs/results/kim2021"),
-    models: Annotated[Path, typer.Option("--models", help="Where the key sets and user models are shipped.")
-                      ] = Path("models/kim2021"),
-    ship: Annotated[bool, typer.Option(help="Write the release (key sets + user models) to --models.")] = True,
-    only: Annotated[list[str] | None, typer.Option(help="Run only these experiments (repeatable).")] = None,
-    quick: Annotated[bool, typer.Option(help="Tiny sizes (a smoke test; numbers are meaningless).")] = False,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable).")
-                    ] = None,
+    out: Annotated[Path | None, Opt("--out", "-o", help=OUT_HELP)] = None,
+    models: Annotated[Path | None, Opt("--models", help="Write the release (key sets + user models) here "
+                                                        "(implies --ship).")] = None,
+    write_docs: Annotated[bool, Opt("--write-docs", help=WRITE_DOCS_HELP)] = False,
+    ship: Annotated[bool, Opt("--ship/--no-ship", help=SHIP_HELP)] = False,
+    paper_size: Annotated[bool, Opt("--paper-size", help=PAPER_SIZE_HELP)] = False,
+    only: Annotated[list[str] | None, Opt(help="Run only these experiments (repeatable).")] = None,
+    quick: Annotated[bool, Opt("--quick", hidden=True)] = False,
+    set_: Annotated[list[str] | None, Opt("--set", help="Override a setting, KEY=VALUE (repeatable).")] = None,
+    as_json: Annotated[bool, Opt("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Kim, Ren & Yang 2021 (registry keys): Tables 1, 2, 5–6, Fig. 2, border ablation, the many-user simulation."""
+    from genattr.cli.common import plan_reproduce, reproduce_command, reproduce_dirs
     from genattr.evaluation.kim2021 import Kim2021Config, quick_config, reproduce_kim2021
 
-    cfg = (quick_config() if quick else Kim2021Config()).override(_parse_set(set_))
-    parts = ["genattr", "reproduce", "kim2021", *(["--out", str(out)] if out != Path("docs/results/kim2021") else []),
-             *(["--models", str(models)] if models != Path("models/kim2021") else []), *([] if ship else ["--no-ship"]),
-             *[a for e in only or [] for a in ("--only", e)], *(["--quick"] if quick else []),
-             *[a for kv in set_ or [] for a in ("--set", kv)]]
-    report = reproduce_kim2021(cfg, out, models_dir=models if ship else None, only=only, command=shlex.join(parts),
-                               log=lambda m: console.print(m, highlight=False))
-    console.print(f"[bold green]kim2021 done[/] → {escape(str(report))}")
+    _quick_alias(quick)
+    cfg = (Kim2021Config() if paper_size else quick_config()).override(_parse_set(set_))
+    out_dir, models_dir = reproduce_dirs("kim2021", out=out, models=models, write_docs=write_docs, ship=ship,
+                                         paper_size=paper_size)
+    command = reproduce_command("kim2021", out=out, models=models, write_docs=write_docs, ship=ship,
+                                paper_size=paper_size, only=only, set_=set_)
+    plan_reproduce("kim2021", out_dir, models_dir, paper_size, only)
+    report = reproduce_kim2021(cfg, out_dir, models_dir=models_dir, only=only, command=command,
+                               log=lambda m: _log(m, as_json))
+    _done("kim2021", report, out_dir, models_dir, as_json)
 
 
 def _register_more() -> None:

@@ -5,12 +5,14 @@
 * `note`, `checkpoint`  C2SP signed notes, Ed25519 keys (vkey/skey), tlog-checkpoint, cosignature/v1
 * `storage`, `log`      the `LogStorage` interface, SQLite storage, `TransparencyLog` (+ `record`, `presign`,
                         `fsck`, `group_commit`: rollback record, checks before signing, fsck, group commit)
+* `pg_storage`, `pg_schema`  the same interface on PostgreSQL (appends sequenced under a row lock), by URL
 * `witness`      C2SP tlog-witness logic and client; `witness_server.create_witness_app` is the FastAPI app
 * `policy`, `bundle`    C2SP tlog-policy (k-of-n witnesses) and c2sp.org/tlog-proof bundles
 * `hook`, `audit`       log-before-release generator wrapper; "is this image in the log?" audits
+* `keyfile`      ``load_signer(path)``: an .skey file, with the CLI's permission checks
 
-Only stdlib, `cryptography` and sqlite3 are imported here (Pillow lazily, httpx lazily, FastAPI only by
-`witness_server`); never torch.
+Only stdlib, `cryptography` and sqlite3 are imported here (Pillow lazily, httpx lazily, psycopg lazily by
+`pg_storage.PostgresStorage`, FastAPI only by `witness_server`); never torch.
 """
 
 from genattr.ledger.audit import ABSENCE_CAVEAT, AuditResult, audit_bundle, audit_log
@@ -39,6 +41,7 @@ from genattr.ledger.errors import (
     WitnessError,
 )
 from genattr.ledger.hook import Generated, LoggedGenerator, Receipt
+from genattr.ledger.keyfile import load_signer
 from genattr.ledger.log import FsckReport, GroupCommitter, TransparencyLog
 from genattr.ledger.merkle import leaf_hash, node_hash, verify_consistency, verify_inclusion
 from genattr.ledger.note import (
@@ -54,6 +57,7 @@ from genattr.ledger.note import (
     signer_from_skey,
     verifier_from_vkey,
 )
+from genattr.ledger.pg_storage import PostgresStorage, PostgresUnavailableError
 from genattr.ledger.policy import Policy
 from genattr.ledger.storage import LogStorage, SQLiteStorage
 from genattr.ledger.witness import Witness, WitnessClient, collect_cosignatures
@@ -82,6 +86,8 @@ __all__ = [
     "LogStorage",
     "LoggedGenerator",
     "Policy",
+    "PostgresStorage",
+    "PostgresUnavailableError",
     "ProofError",
     "QuorumError",
     "Receipt",
@@ -100,6 +106,7 @@ __all__ = [
     "commit_seed",
     "generate_signer",
     "leaf_hash",
+    "load_signer",
     "model_id_from_file",
     "node_hash",
     "open_checkpoint",

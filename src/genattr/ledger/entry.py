@@ -142,7 +142,9 @@ def pixel_hash(image: Any) -> bytes:
     if shape is None or dtype is None or not hasattr(arr, "tobytes"):
         raise FormatError(f"cannot hash output of type {type(image).__name__}: expected a PIL image or uint8 array")
     if str(dtype) != "uint8":
-        raise FormatError(f"output array must be uint8 (H×W×C), got dtype {dtype}; convert before logging")
+        raise FormatError(f"output array must be uint8 (H×W×C), got dtype {dtype}; convert before logging (a torch "
+                          "generator's float (N, C, H, W) output in [-1, 1]: wrap the generator with "
+                          "genattr.attribution.deniability.image_sampler(G), which returns the 8-bit images)")
     shape = tuple(int(s) for s in shape)
     if len(shape) == 2:
         channels = 1

@@ -36,7 +36,7 @@ def run_fsck(log: TransparencyLog, *, raise_on_error: bool = True) -> FsckReport
     """Recompute everything from the leaf data: leaf hashes, every stored node, every checkpoint root."""
     report = FsckReport()
     errors = report.errors
-    errors.extend(f"sqlite integrity: {m}" for m in log.storage.integrity_check())
+    errors.extend(f"database integrity: {m}" for m in log.storage.integrity_check())
     size = log.size
     report.size = size
     # Level 0: leaf data -> leaf hashes, density of indices, entry format and owner signatures.

@@ -133,6 +133,12 @@ class LoggedGenerator:
     one, a random 63-bit seed is drawn and passed, so every sample's randomness is known and committed. With
     ``seed_arg=None`` the generator is called untouched and the wrapper's own ``log_seed=`` keyword (not
     forwarded) supplies the seed to commit to.
+
+    ``per_sample_seeds=True``: one seed per image. The generator receives a *list* of seeds through
+    ``seed_arg`` (default name ``seeds``) and must return exactly one sample per seed; call the wrapper with
+    ``seeds=[...]`` or with ``n=8`` (the wrapper's own keyword, not forwarded: 8 fresh random 63-bit seeds).
+    Each entry commits to its own seed (sample position 0), so any one image regenerates from its seed alone.
+    ``genattr.attribution.deniability.image_sampler(G)`` is such a generator for torch models.
     """
 
     def __init__(
@@ -144,6 +150,7 @@ class LoggedGenerator:
         model_id: bytes | str | Path,
         seed_arg: str | None = "seed",
         clock: Callable[[], float] = time.time,
+        per_sample_seeds: bool = False,
     ) -> None:
         if not callable(generate):
             raise FormatError("generate must be callable")
@@ -156,10 +163,15 @@ class LoggedGenerator:
             self.model_id = model_id
         else:
             self.model_id = model_id_from_file(model_id)
-        self.seed_arg = seed_arg
+        if per_sample_seeds and seed_arg is None:
+            raise FormatError("per_sample_seeds needs seed_arg (the keyword that receives the list of seeds)")
+        self.seed_arg = "seeds" if per_sample_seeds and seed_arg == "seed" else seed_arg
         self.clock = clock
+        self.per_sample_seeds = per_sample_seeds
 
     def __call__(self, *args: Any, **kwargs: Any) -> Generated:
+        if self.per_sample_seeds:
+            return self._call_per_sample(args, kwargs)
         seed = kwargs.pop("log_seed", None) if self.seed_arg is None else kwargs.get(self.seed_arg)
         if seed is None:
             seed = secrets.randbits(63)
@@ -184,4 +196,37 @@ class LoggedGenerator:
             Receipt(idx, e.encode(), seed, salt, i)
             for i, (idx, e, salt) in enumerate(zip(indices, entries, salts, strict=True))
         ]
+        return Generated(samples, receipts)
+
+    def _call_per_sample(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Generated:
+        assert self.seed_arg is not None
+        n = kwargs.pop("n", None)
+        seeds = kwargs.get(self.seed_arg)
+        if seeds is None:
+            if n is None or isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise FormatError(f"give {self.seed_arg}=[...] (one seed per image) or n=<number of images>")
+            seeds = [secrets.randbits(63) for _ in range(n)]
+        elif n is not None and n != len(seeds):
+            raise FormatError(f"n={n} but {len(seeds)} seeds were given")
+        seeds = list(seeds)
+        if not seeds:
+            raise FormatError("no seeds: nothing to generate")
+        for s in seeds:
+            _encode_seed(s)  # type check before anything runs
+        kwargs[self.seed_arg] = seeds
+        samples = split_samples(self.generate(*args, **kwargs))
+        if len(samples) != len(seeds):
+            raise FormatError(f"the generator returned {len(samples)} samples for {len(seeds)} seeds; with "
+                              "per_sample_seeds it must return exactly one sample per seed")
+        hashes = [pixel_hash(s) for s in samples]
+        now_ms = int(self.clock() * 1000)
+        salts = [new_salt() for _ in samples]
+        entries = [
+            Entry.create(model_id=self.model_id, output_hash=h, seed_commitment=commit_seed(seed_material(s, 0), salt),
+                         owner=self.owner, timestamp_ms=now_ms)
+            for h, s, salt in zip(hashes, seeds, salts, strict=True)
+        ]
+        indices = self.log.append(entries)  # durable before anything is released
+        receipts = [Receipt(idx, e.encode(), s, salt, 0)
+                    for idx, e, s, salt in zip(indices, entries, seeds, salts, strict=True)]
         return Generated(samples, receipts)

@@ -36,6 +36,8 @@ from genattr.ledger.note import (
     parse_signature_line,
     verifier_from_vkey,
 )
+from genattr.ledger.pg_schema import is_postgres_url
+from genattr.ledger.pg_storage import PostgresStorage, create_postgres_log
 from genattr.ledger.record import RECORD_SUFFIX, fsync_dir, fsync_file
 from genattr.ledger.storage import LogStorage, NodeReader, SQLiteStorage
 
@@ -47,7 +49,8 @@ OWNERS_REQUIRED = "owners_required"
 class TransparencyLog:
     """An append-only log of `Entry` records.
 
-    Use `TransparencyLog.create` / `TransparencyLog.open` for SQLite, or pass any `LogStorage`.
+    Use `TransparencyLog.create` / `TransparencyLog.open` with a SQLite path or a ``postgresql://`` URL, or
+    pass any `LogStorage`.
     """
 
     def __init__(
@@ -62,8 +65,8 @@ class TransparencyLog:
         self.storage = storage
         # The newest checkpoint this log ever signed, kept *outside* the database (see `record_path`): a lost
         # WAL or a restored backup rolls the database back, but not this file.
-        default = Path(f"{storage.path}{RECORD_SUFFIX}") if isinstance(getattr(storage, "path", None), Path) \
-            else None
+        path = getattr(storage, "path", None)  # SQLite: <db>.checkpoint; PostgreSQL: its storage's record_path
+        default = Path(f"{path}{RECORD_SUFFIX}") if isinstance(path, Path) else getattr(storage, "record_path", None)
         self.record_path: Path | None = Path(record_path) if record_path is not None else default
         # Checking owner signatures on append costs one Ed25519 verification per entry (~60-200 µs), the
         # dominant cost of an append; a log fed only by its owner's own generation hook may skip it (fsck and
@@ -98,9 +101,11 @@ class TransparencyLog:
 
     @classmethod
     def create(
-        cls, path: str | Path, origin: str, log_key: str | Verifier, *, owners: Iterable[str | Verifier] = ()
+        cls, path: str | Path, origin: str, log_key: str | Verifier, *, owners: Iterable[str | Verifier] = (),
+        record_path: str | Path | None = None,
     ) -> TransparencyLog:
-        """Create a new SQLite log. `log_key` is the log's vkey; its name must be the origin."""
+        """Create a new log (a SQLite file, or a ``postgresql://`` URL). `log_key` is the log's vkey; its name
+        must be the origin."""
         key = log_key if isinstance(log_key, Verifier) else verifier_from_vkey(log_key, alg=ALG_ED25519)
         if key.alg != ALG_ED25519:
             raise FormatError("the log key must be an Ed25519 (type 0x01) key")
@@ -112,10 +117,15 @@ class TransparencyLog:
         for v in verifiers:
             if v.alg != ALG_ED25519:
                 raise FormatError(f"owner key {v.name} must be an Ed25519 (type 0x01) key")
+        if is_postgres_url(path):  # schema, metadata and owners in one server-side transaction
+            meta = {"origin": origin, "log_vkey": key.vkey} | ({OWNERS_REQUIRED: "1"} if verifiers else {})
+            rec = create_postgres_log(str(path), meta, [(owner_key_id(v.public_key), v.vkey) for v in verifiers],
+                                      record_path)
+            return cls.open(path, record_path=rec)
         path = Path(path)
         if path.exists() and path.stat().st_size > 0:
             raise StorageError(f"{path} already exists; refusing to overwrite a log")
-        rec_path = Path(f"{path}{RECORD_SUFFIX}")
+        rec_path = Path(record_path) if record_path is not None else Path(f"{path}{RECORD_SUFFIX}")
         if rec_path.exists() or rec_path.is_symlink():
             raise StorageError(f"{rec_path} (the signed-checkpoint record of an earlier log at {path}) exists; a new "
                                "log there would look like a rollback. Move it away if you really start over")
@@ -150,7 +160,7 @@ class TransparencyLog:
         finally:
             for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
                 leftover.unlink(missing_ok=True)
-        return cls.open(path)
+        return cls.open(path, record_path=record_path)
 
     @classmethod
     def open(
@@ -160,10 +170,14 @@ class TransparencyLog:
         log_key: str | Verifier | None = None,
         check: bool = True,
         verify_signatures: bool = True,
+        record_path: str | Path | None = None,
     ) -> TransparencyLog:
-        storage = SQLiteStorage(path)
+        """Open a SQLite log file or a PostgreSQL log (``postgresql://`` or ``postgresql+psycopg://`` URL)."""
+        storage: LogStorage = PostgresStorage(str(path), record_path=record_path) if is_postgres_url(path) \
+            else SQLiteStorage(path)
         try:
-            return cls(storage, log_key=log_key, check=check, verify_signatures=verify_signatures)
+            return cls(storage, log_key=log_key, check=check, verify_signatures=verify_signatures,
+                       record_path=record_path)
         except BaseException:
             storage.close()
             raise

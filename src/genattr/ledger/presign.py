@@ -22,8 +22,11 @@ def integrity_problems(log: TransparencyLog) -> list[str]:
     if callable(schema):
         problems += [f"schema: {p}" for p in schema()]
     count = getattr(log.storage, "leaf_count", None)
-    if callable(count) and count() != log.size:
-        problems.append(f"leaf rows were deleted: {count()} rows for indices 0..{log.size - 1}")
+    if callable(count):
+        size = log.size  # read once: another process may append meanwhile (rows >= size are not counted)
+        rows = count(size)
+        if rows != size:
+            problems.append(f"leaf rows were deleted: {rows} rows for indices 0..{size - 1}")
     if log._owners_required and not log.storage.owners():
         problems.append("the log requires owner signatures but its owners table is empty")
     top, size = log.storage.max_level(), log.size

@@ -470,10 +470,13 @@ class SQLiteStorage:
         with self._guard("reading owner keys") as c:
             return [str(r[0]) for r in c.execute("SELECT vkey FROM owners ORDER BY key_id")]
 
-    def leaf_count(self) -> int:
-        """Number of leaf rows (equals `tree_size` unless rows were deleted behind the triggers' back)."""
+    def leaf_count(self, below: int | None = None) -> int:
+        """Leaf rows with 0 <= idx < below (all if None); equals `below` unless rows were deleted behind the
+        triggers' back. Bounded so that entries appended concurrently after `below` was read do not count."""
         with self._guard("counting leaves") as c:
-            return int(c.execute("SELECT count(*) FROM leaves").fetchone()[0])
+            if below is None:
+                return int(c.execute("SELECT count(*) FROM leaves").fetchone()[0])
+            return int(c.execute("SELECT count(*) FROM leaves WHERE idx >= 0 AND idx < ?", (below,)).fetchone()[0])
 
     def schema_problems(self) -> list[str]:
         """Differences between the stored schema (tables, indexes, append-only triggers) and the one this

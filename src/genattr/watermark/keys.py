@@ -326,6 +326,12 @@ def generate_keys(n: int, real: torch.Tensor, root: torch.Tensor, *, real_heldou
     rejected = 0
     t0 = time.perf_counter()
     attempts = idle = 0
+    import contextlib
+
+    from genattr.progress import phase
+
+    progress = contextlib.ExitStack()  # closed after the loop (an exception closes it with the frame)
+    advance = progress.enter_context(phase("key generation (keys issued)", total=n_base))
     while len(issued) < n_base:
         if idle >= cfg.max_attempts:
             if allow_fewer and len(issued) >= (1 if angle_deg >= 90 else 2):
@@ -353,8 +359,10 @@ def generate_keys(n: int, real: torch.Tensor, root: torch.Tensor, *, real_heldou
             acc = acc[ok2][:need]
             issued.extend(acc[i:i + 1] for i in range(acc.shape[0]))
         idle = 0 if len(issued) > before else idle + 1
+        advance(len(issued) - before)
         if log:
             log(f"keys: {len(issued)}/{n_base} issued ({rejected} rejected) in {time.perf_counter() - t0:.1f} s")
+    progress.close()
     base = torch.cat(issued)[:n_base]
     n = base.shape[0] if angle_deg >= 90 else base.shape[0] - 1
     keys = (keys_at_angle(base, angle_deg) if angle_deg < 90 else base / base.norm(dim=1, keepdim=True))

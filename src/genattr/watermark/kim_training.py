@@ -144,18 +144,22 @@ def _train(g: nn.Module, g0: nn.Module, phi: torch.Tensor, cfg: FinetuneConfig, 
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=every, gamma=cfg.lr_decay)
     g.train(cfg.bn_train)
     history: list[float] = []
-    for step in range(cfg.steps):
-        z = _latent(g, cfg.batch_size, gen)
-        with torch.no_grad():
-            x0 = g0(z)
-        loss = loss_fn(g(z), x0, z)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        history.append(float(loss.detach()))
-        if log and (step + 1) % max(1, cfg.steps // 5) == 0:
-            log(f"step {step + 1}/{cfg.steps}: loss {sum(history[-50:]) / len(history[-50:]):.4g}")
+    from genattr.progress import phase
+
+    with phase("fine-tuning (steps)", total=cfg.steps) as advance:
+        for step in range(cfg.steps):
+            z = _latent(g, cfg.batch_size, gen)
+            with torch.no_grad():
+                x0 = g0(z)
+            loss = loss_fn(g(z), x0, z)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            history.append(float(loss.detach()))
+            advance(1)
+            if log and (step + 1) % max(1, cfg.steps // 5) == 0:
+                log(f"step {step + 1}/{cfg.steps}: loss {sum(history[-50:]) / len(history[-50:]):.4g}")
     g.eval()
     return history
 

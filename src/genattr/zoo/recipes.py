@@ -53,7 +53,7 @@ RECIPES: tuple[Recipe, ...] = (
     # G.2 updates the LSGAN/EBGAN generators every 5th step. Even at the longer budget that is ~94 generator
     # updates per epoch (≈ 750 over the LSGAN cap), which left G far from converged in v1, so these two still
     # update G every step (only WGAN-GP keeps 5 critic steps). Everything else follows G.2.
-    Recipe("fmnist-lsgan-s6", "lsgan", 6, 8, n_critic=1),
+    Recipe("fmnist-lsgan-s6", "lsgan", 6, 14, n_critic=1),
     Recipe("fmnist-ebgan-s7", "ebgan", 7, 10, n_critic=1),
 )
 

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from genattr.errors import ConfigError
+from genattr.progress import phase
 
 DEFAULT_WIDTHS = (16, 32, 64)
 
@@ -138,23 +139,25 @@ def train_deep_sad(net: nn.Module, x: torch.Tensor, semi_targets: torch.Tensor, 
     losses: list[float] = []
     net.train()
     n = x.shape[0]
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=generator)
-        total, count = 0.0, 0
-        for i in range(0, n, batch_size):
-            sel = perm[i:i + batch_size]
-            if sel.numel() < 2:  # batch norm needs two samples in train mode
-                continue
-            out = net(x[sel])
-            dist = ((out - c) ** 2).sum(1)
-            loss = deep_sad_loss(dist, semi_targets[sel], eta)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * sel.numel()
-            count += sel.numel()
-        sched.step()
-        losses.append(total / max(count, 1) if count else math.nan)
+    with phase("training (Deep SAD epochs)", total=epochs) as advance:
+        for _ in range(epochs):
+            perm = torch.randperm(n, generator=generator)
+            total, count = 0.0, 0
+            for i in range(0, n, batch_size):
+                sel = perm[i:i + batch_size]
+                if sel.numel() < 2:  # batch norm needs two samples in train mode
+                    continue
+                out = net(x[sel])
+                dist = ((out - c) ** 2).sum(1)
+                loss = deep_sad_loss(dist, semi_targets[sel], eta)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item() * sel.numel()
+                count += sel.numel()
+            sched.step()
+            losses.append(total / max(count, 1) if count else math.nan)
+            advance(1)
     net.eval()
     return DeepSADFit(c, losses, time.perf_counter() - t0)
 

@@ -24,6 +24,7 @@ from genattr.attribution.flipad.gaussian import fit_gaussian, fuse_max, mahalano
 from genattr.attribution.flipad.single_model import SingleModelAttributor
 from genattr.attribution.registry import register_attributor
 from genattr.errors import ConfigError
+from genattr.progress import phase
 from genattr.sampling import derive_seed
 
 DETECTORS = ("deep-sad", "deep-sad+gaussian")
@@ -278,7 +279,11 @@ class FLIPAD(DeepSADAttributor):
 
     def _features(self, x: torch.Tensor, *, block: int = 256) -> torch.Tensor:
         # Pool block by block: 10k unpooled inversions would be 10k × the penultimate size.
-        parts = [pool_features(self._invert(x[i:i + block]), self.pool_size) for i in range(0, x.shape[0], block)]
+        parts = []
+        with phase("inversion", total=x.shape[0]) as advance:
+            for i in range(0, x.shape[0], block):
+                parts.append(pool_features(self._invert(x[i:i + block]), self.pool_size))
+                advance(min(block, x.shape[0] - i))
         if not parts:
             return torch.empty(0, *pool_features(self.z_bar_[None], self.pool_size).shape[1:])
         return torch.cat(parts)
