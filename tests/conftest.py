@@ -70,6 +70,21 @@ def tiny_zoo(tmp_path, monkeypatch):
     _load_cached.cache_clear()
 
 
+@pytest.fixture(scope="module")
+def module_tiny_zoo(tmp_path_factory):
+    """`tiny_zoo` shared by a whole module: GENATTR_ZOO_DIR points at one tiny zoo until the module ends."""
+    from genattr.zoo import _load_cached
+
+    root = tmp_path_factory.mktemp("module-zoo") / "zoo"
+    root.mkdir()
+    build_tiny_zoo(root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENATTR_ZOO_DIR", str(root))
+        _load_cached.cache_clear()
+        yield root
+    _load_cached.cache_clear()
+
+
 # PostgreSQL: `.ci/run` starts Debian's server (`.ci/ensure-postgres`) and sets GENATTR_TEST_POSTGRES_URL and
 # GENATTR_REQUIRE_POSTGRES=1, so there a missing server fails the run; elsewhere the PostgreSQL half is skipped.
 _PG_DEFAULT = "postgresql+psycopg://genattr:genattr@127.0.0.1:5432/genattr_test"
@@ -116,3 +131,18 @@ def pg_schema(postgres_url: str):
     with admin.begin() as conn:
         conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
     admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local two-CPU Ray for the module (shut down afterwards), or the one this process already runs (left
+    running); skips when ray is not installed."""
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()

@@ -26,22 +26,7 @@ def invoke(*args: object, code: int = 0):
 
 
 @pytest.fixture(scope="module")
-def zoo_env(tmp_path_factory: pytest.TempPathFactory):
-    from genattr.zoo import _load_cached
-    from tests.conftest import build_tiny_zoo
-
-    root = tmp_path_factory.mktemp("newuser") / "zoo"
-    root.mkdir()
-    build_tiny_zoo(root)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GENATTR_ZOO_DIR", str(root))
-        _load_cached.cache_clear()
-        yield root
-    _load_cached.cache_clear()
-
-
-@pytest.fixture(scope="module")
-def classifier(zoo_env: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def classifier(module_tiny_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("net") / "net"
     invoke("classify", "train", "--out", out, "--source", "tiny-dcgan", "--source", "tiny-lsgan", "--real", "digits",
            "--n-train", "24", "--n-val", "8", "--epochs", "1", "--width", "2", "--threads", "1", "--no-probe")
@@ -49,7 +34,7 @@ def classifier(zoo_env: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def log_setup(zoo_env: Path, tmp_path: Path) -> dict:
+def log_setup(module_tiny_zoo: Path, tmp_path: Path) -> dict:
     k = tmp_path / "keys"
     invoke("log", "keygen", "example.com/newuser", "--out", k / "log")
     invoke("log", "keygen", "owner.example/u", "--out", k / "owner", "--kind", "owner")
@@ -124,7 +109,7 @@ def test_fmnist_28px_images_are_the_padding_convention_not_refused(tmp_path: Pat
 # -- 3. zoo sample writes per-image PNGs with their seeds, at the models' size ------------------------------------
 
 
-def test_zoo_sample_per_image_pngs_with_seeds(zoo_env: Path, tmp_path: Path) -> None:
+def test_zoo_sample_per_image_pngs_with_seeds(module_tiny_zoo: Path, tmp_path: Path) -> None:
     out = tmp_path / "s"
     r = invoke("zoo", "sample", "tiny-dcgan", "-n", "3", "--seed", "5", "--out-dir", out, "--json")
     data = json.loads(r.stdout)
@@ -289,7 +274,7 @@ def test_every_command_has_json_and_out_has_o() -> None:
             assert "dir" in (p.help or "").lower() or "attributor" in (p.help or "").lower(), path
 
 
-def test_renamed_options_still_work(zoo_env: Path, tmp_path: Path, log_setup: dict) -> None:
+def test_renamed_options_still_work(module_tiny_zoo: Path, tmp_path: Path, log_setup: dict) -> None:
     k, db = log_setup["k"], log_setup["db"]
     r = invoke("log", "fsck", db)  # old positional database
     assert r.output.startswith("OK: 0 entries")
@@ -344,7 +329,7 @@ SMALL = ["--n-train", "32", "--n-val", "16", "--threads", "1", "--set", "n_mean=
          "--set", "max_iter=10", "--set", "widths=[4]", "--set", "batch_size=16", "--set", "rep_dim=4"]
 
 
-def test_flipad_fit_variant_default_plan_and_progress(zoo_env: Path, tmp_path: Path) -> None:
+def test_flipad_fit_variant_default_plan_and_progress(module_tiny_zoo: Path, tmp_path: Path) -> None:
     from genattr.cli.flipad_cmds import resolve_variant
     from genattr.errors import ConfigError
 
@@ -394,7 +379,7 @@ def test_long_command_defaults_are_small_and_paper_size_is_explicit(monkeypatch:
     assert (fingerprint_cmds.QUICK_EPOCHS, fingerprint_cmds.QUICK_STEPS, fingerprint_cmds.PAPER_EPOCHS) == (1, 150, 10)
 
 
-def test_classify_train_prints_plan_and_clean_json(zoo_env: Path, tmp_path: Path) -> None:
+def test_classify_train_prints_plan_and_clean_json(module_tiny_zoo: Path, tmp_path: Path) -> None:
     r = invoke("classify", "train", "--out", tmp_path / "n", "--source", "tiny-dcgan", "--real", "digits",
                "--n-train", "16", "--n-val", "4", "--epochs", "1", "--width", "2", "--threads", "1", "--json")
     data = json.loads(r.stdout)

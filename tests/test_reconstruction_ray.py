@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -13,18 +11,6 @@ from genattr.errors import ConfigError, GenattrError
 from tests.test_seed_reconstruction import NaNLater, PlainGenerator, samples, tiny_generators
 
 ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def test_ray_engine_matches_in_process(local_ray: None) -> None:

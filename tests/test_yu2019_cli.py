@@ -22,23 +22,7 @@ TINY = ["--set", "architectures=tiny-dcgan,tiny-lsgan", "--set", "seeds=tiny-dcg
 
 
 @pytest.fixture(scope="module")
-def tiny_env(tmp_path_factory: pytest.TempPathFactory):
-    """A tiny zoo for the whole module (the reproduce run below is shared by several tests)."""
-    from genattr.zoo import _load_cached
-    from tests.conftest import build_tiny_zoo
-
-    root = tmp_path_factory.mktemp("yu2019") / "zoo"
-    root.mkdir()
-    build_tiny_zoo(root)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GENATTR_ZOO_DIR", str(root))
-        _load_cached.cache_clear()
-        yield root
-    _load_cached.cache_clear()
-
-
-@pytest.fixture(scope="module")
-def reproduced(tiny_env: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def reproduced(module_tiny_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("reproduced")
     out, models = tmp / "out", tmp / "models"
     r = runner.invoke(reproduce_app, ["yu2019", "--out", str(out), "--models", str(models), "--quick", *TINY])
@@ -111,7 +95,7 @@ def test_classify_predict_json_and_table(reproduced: tuple[Path, Path], tmp_path
     assert r.exit_code == 0 and "img0.png" in r.stdout
 
 
-def test_classify_train_then_predict(tiny_env: Path, tmp_path: Path) -> None:
+def test_classify_train_then_predict(module_tiny_zoo: Path, tmp_path: Path) -> None:
     out = tmp_path / "net"
     r = runner.invoke(classify_app, ["train", "--out", str(out), "--source", "tiny-dcgan", "--source", "tiny-lsgan",
                                      "--real", "digits", "--n-train", "24", "--n-val", "8", "--epochs", "1",
@@ -130,7 +114,7 @@ def test_classify_train_then_predict(tiny_env: Path, tmp_path: Path) -> None:
     assert "noise (4)" in " ".join(r.stdout.split())  # half of a 6-image folder is kept for training, 2 for calibration
 
 
-def test_cli_errors_are_one_line(tiny_env: Path, tmp_path: Path) -> None:
+def test_cli_errors_are_one_line(module_tiny_zoo: Path, tmp_path: Path) -> None:
     r = runner.invoke(classify_app, ["predict", "--model", str(tmp_path / "nope"), str(tmp_path / "x.png")])
     flat = " ".join(r.output.split())
     assert r.exit_code == 1 and "not a saved attributor" in flat and "Traceback" not in flat
@@ -195,7 +179,7 @@ def test_report_lists_missing_experiments_and_shipped_models_are_verified(reprod
         load_shipped("seeds", copy)
 
 
-def test_missing_zoo_model_skips_that_experiment_only(tiny_env: Path, tmp_path: Path) -> None:
+def test_missing_zoo_model_skips_that_experiment_only(module_tiny_zoo: Path, tmp_path: Path) -> None:
     from genattr.evaluation.yu2019 import quick_config, run_yu2019
 
     logs: list[str] = []

@@ -20,7 +20,7 @@ import contextvars
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-__all__ = ["Reporter", "active", "phase", "reporting", "stage"]
+__all__ = ["Reporter", "active", "phase", "reporting", "rich_progress", "stage"]
 
 
 class Reporter(Protocol):
@@ -71,23 +71,28 @@ def stage(name: str) -> Iterator[None]:
         _STAGE.reset(token)
 
 
+def rich_progress(console: Any = None, *, label: str = "[bold]{task.description}") -> Any:
+    """The Rich progress display the front-ends show: label, bar, done/total, elapsed, ETA, left on screen
+    (on ``console``, by default a new one on stderr)."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=console or Console(stderr=True), transient=False)
+
+
 class _RichReporter:
     """One Rich progress display; each phase is a task (bar, done/total, elapsed, ETA) left on screen."""
 
     def __init__(self, console: Any = None) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                 console=console or Console(stderr=True), transient=False)
+        self.progress = rich_progress(console)
 
     def start(self, name: str, total: int | None) -> Any:
         return self.progress.add_task(name, total=total)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import sqlite3
+import sys
+import traceback
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +29,23 @@ from genattr.ledger.note import CosignatureSigner, Ed25519Signer
 
 ORIGIN = "example.com/genattr-test-log"
 DATA = Path(__file__).parent / "data"
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="needs fork()")
+
+
+def fork_child(target, *args) -> int:
+    """Run ``target(*args)`` in a forked child (exit status 1 if it raised) and return its pid. The child must
+    never touch a connection the parent opened: close logs before forking."""
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 0
+        try:
+            target(*args)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            os._exit(code)
+    return pid
 
 
 @pytest.fixture(scope="session")

@@ -11,12 +11,11 @@ import json
 import os
 import random
 import signal
-import sys
 import time
-import traceback
 from pathlib import Path
 
 import pytest
+from tests.ledger.conftest import fork_child, needs_fork
 
 from genattr.ledger import (
     CorruptionError,
@@ -27,23 +26,9 @@ from genattr.ledger import (
     verify_inclusion,
 )
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="needs fork()")
+pytestmark = needs_fork
 
 TRIALS = 20
-
-
-def _fork(target, *args) -> int:
-    pid = os.fork()
-    if pid == 0:  # child
-        code = 0
-        try:
-            target(*args)
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        finally:
-            os._exit(code)
-    return pid
 
 
 def _appender(path: Path | str, wfd: int, make_entry, log_key, seed: int) -> None:
@@ -68,7 +53,7 @@ def test_kill_9_at_random_moments(storage_factory, make_entry, log_key) -> None:
     sizes = []
     def trial(seed: int, delay: float) -> None:
         rfd, wfd = os.pipe()
-        pid = _fork(_appender, path, wfd, make_entry, log_key, seed)
+        pid = fork_child(_appender, path, wfd, make_entry, log_key, seed)
         os.close(wfd)
         time.sleep(delay)
         os.kill(pid, signal.SIGKILL)
@@ -115,7 +100,7 @@ def test_concurrent_processes_append_densely(storage_factory, make_entry, log_ke
     storage_factory.create().close()
     path = storage_factory.target
     procs, batches = 4, 12
-    pids = [_fork(_worker, path, k, batches, make_entry, log_key) for k in range(procs)]
+    pids = [fork_child(_worker, path, k, batches, make_entry, log_key) for k in range(procs)]
     for pid in pids:
         _, status = os.waitpid(pid, 0)
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
@@ -143,7 +128,7 @@ def test_kill_9_then_lost_wal_is_a_detected_rollback(tmp_path: Path, new_log, ma
     new_log().close()
     path = tmp_path / "log.db"
     rfd, wfd = os.pipe()
-    pid = _fork(_sign_and_hang, path, wfd, make_entry, log_key)
+    pid = fork_child(_sign_and_hang, path, wfd, make_entry, log_key)
     os.close(wfd)
     with os.fdopen(rfd, "rb") as r:
         published = json.loads(r.readline().decode())

@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sys
 import time
-import traceback
 from pathlib import Path
 
 import pytest
-from tests.ledger.conftest import ORIGIN, LogBackend
+from tests.ledger.conftest import ORIGIN, LogBackend, fork_child, needs_fork
 
 from genattr.errors import StorageUnavailableError
 from genattr.ledger import CorruptionError, StorageError, TransparencyLog, merkle, open_checkpoint
@@ -24,22 +22,7 @@ from genattr.ledger.pg_schema import is_postgres_url, record_file_name, redact_u
 from genattr.ledger.pg_storage import PostgresStorage, PostgresUnavailableError
 
 pg_only = pytest.mark.parametrize("storage_factory", ["postgres"], indirect=True)
-needs_fork = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="needs fork()")
 DOWN = "postgresql+psycopg://genattr:s3cret-pw@127.0.0.1:1/nowhere?connect_timeout=2"  # nothing listens on 1
-
-
-def _fork(target, *args) -> int:
-    pid = os.fork()
-    if pid == 0:  # child: never touches the parent's connections (the parent holds none open)
-        code = 0
-        try:
-            target(*args)
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        finally:
-            os._exit(code)
-    return pid
 
 
 # -- URLs (no server needed) ---------------------------------------------------------------------------------------
@@ -96,7 +79,7 @@ def _single_appender(url: str, k: int, n: int, make_entry) -> None:
 def test_four_processes_append_200_entries_densely(storage_factory: LogBackend, make_entry, log_key) -> None:
     storage_factory.create().close()
     procs, per = 4, 50
-    pids = [_fork(_single_appender, storage_factory.target, k, per, make_entry) for k in range(procs)]
+    pids = [fork_child(_single_appender, storage_factory.target, k, per, make_entry) for k in range(procs)]
     for pid in pids:
         _, status = os.waitpid(pid, 0)
         assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
@@ -162,7 +145,7 @@ def test_kill_9_inside_the_append_transaction(storage_factory: LogBackend, make_
     note = log.sign_checkpoint(log_key)
     log.close()
     rfd, wfd = os.pipe()
-    pid = _fork(_append_then_hang, storage_factory.target, wfd, make_entry)
+    pid = fork_child(_append_then_hang, storage_factory.target, wfd, make_entry)
     os.close(wfd)
     with os.fdopen(rfd, "rb") as r:
         assert r.readline() == b"inserted\n"  # 7 leaves and their nodes are in, uncommitted, the row lock held

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -114,19 +113,6 @@ def test_an_empty_default_registry_is_filled_from_the_shipped_models(tmp_path: P
 
 
 # -- Ray ------------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    ray = pytest.importorskip("ray")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        if started:
-            ray.shutdown()
-
-
 def test_ray_engine_gives_the_same_answers(world: dict, local_ray: None) -> None:
     local = json.loads(_run(world, "--json", "--chunk-size", "5").stdout)
     remote = _run(world, "--json", "--chunk-size", "5", "--engine", "ray")

@@ -188,15 +188,7 @@ def attribute_cmd(
 
 def _run(pipe: Any, eng: Any, paths: list[Path], shape: tuple[int, ...], chunk_size: int, deep: bool,
          as_json: bool, out: Path | None) -> tuple[Counter[str], list[tuple[str, Any, str | None]], int]:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
+    from genattr.progress import rich_progress
     from genattr.unified import SCHEMA_VERSION
 
     meta: deque[Any] = deque()
@@ -210,8 +202,7 @@ def _run(pipe: Any, eng: Any, paths: list[Path], shape: tuple[int, ...], chunk_s
         writer.writeheader()
     if as_json:
         sys.stdout.write(f'{{"schema": "{SCHEMA_VERSION}", "results": [')
-    progress = Progress(TextColumn("attributing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TextColumn("ETA"), TimeRemainingColumn(), console=err_console, transient=False)
+    progress = rich_progress(err_console, label="attributing")
     try:
         with progress:
             task = progress.add_task("attribute", total=len(paths))

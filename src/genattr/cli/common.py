@@ -145,6 +145,24 @@ def deprecated(old: str, new: str) -> None:
     warn(f"note: {old} is deprecated; use {new}")
 
 
+V = TypeVar("V")
+
+
+def renamed_option(value: V | None, old_value: V | None, new: str, old: str, *,
+                   usage: tuple[str, str] | None = None) -> V | None:
+    """The value of an option given under its new name ``new`` or its hidden old name ``old``: the old one
+    works, with a `deprecated` note (``usage``: the (old, new) spellings to show, default (old, new));
+    both at once is a ConfigError."""
+    if old_value is None:
+        return value
+    if value is not None:
+        from genattr.errors import ConfigError
+
+        raise ConfigError(f"give {new} only ({old} is its old spelling)")
+    deprecated(*(usage or (old, new)))
+    return old_value
+
+
 def fmt_seconds(s: float) -> str:
     if s < 90:
         return f"{s:.0f} s"
@@ -246,3 +264,44 @@ def plan_reproduce(paper: str, out: Any, models: Any, paper_size: bool, only: li
         "results": str(out), "ship models to": str(models) if models is not None else "nowhere (no --ship)"},
         paper_size_hint=None if paper_size else
         "--paper-size runs the real experiments; add --write-docs --ship to replace docs/results and models/.")
+
+
+def prepare_reproduce(paper: str, *, out: Any, models: Any, write_docs: bool, ship: bool, paper_size: bool,
+                      only: list[str] | None, set_: list[str] | None) -> tuple[Any, Any, str]:
+    """What every `genattr reproduce PAPER` does before it runs: resolve the results and models directories
+    (`reproduce_dirs`), record the command line (`reproduce_command`) and print the plan.
+
+    Returns (results directory, models directory or None, command line)."""
+    out_dir, models_dir = reproduce_dirs(paper, out=out, models=models, write_docs=write_docs, ship=ship,
+                                         paper_size=paper_size)
+    command = reproduce_command(paper, out=out, models=models, write_docs=write_docs, ship=ship,
+                                paper_size=paper_size, only=only, set_=set_)
+    plan_reproduce(paper, out_dir, models_dir, paper_size, only)
+    return out_dir, models_dir, command
+
+
+def parse_set(pairs: list[str] | None) -> dict[str, str]:
+    """``--set KEY=VALUE`` options → {KEY: VALUE} (both stripped); ConfigError on an item without '='."""
+    from genattr.errors import ConfigError
+
+    items = {}
+    for kv in pairs or []:
+        if "=" not in kv:
+            raise ConfigError(f"--set expects KEY=VALUE, got {kv!r}")
+        k, v = kv.split("=", 1)
+        items[k.strip()] = v.strip()
+    return items
+
+
+def reproduce_log(message: str, quiet: bool) -> None:
+    """A progress line of a reproduce run: on stdout, or on stderr when stdout carries --json."""
+    (err_console if quiet else console).print(message, highlight=False)
+
+
+def reproduce_done(paper: str, report: Any, out: Any, models: Any, as_json: bool) -> None:
+    """The last word of `genattr reproduce PAPER`: the JSON summary, or a "done → report" line."""
+    if as_json:
+        emit_json({"paper": paper, "report": str(report), "out": str(out),
+                   "models": None if models is None else str(models)})
+        return
+    console.print(f"[bold green]{paper} done[/] → {escape(str(report))}")

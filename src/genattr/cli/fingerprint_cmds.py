@@ -325,7 +325,7 @@ def reproduce_yu2022_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Yu et al. (ICLR 2022) scalable fingerprints: every experiment → OUT (JSON + README.md)."""
-    from genattr.cli.common import deprecated, emit_json, plan_reproduce, reproduce_dirs
+    from genattr.cli.common import deprecated, prepare_reproduce, reproduce_done
     from genattr.evaluation.yu2022 import Yu2022Config, reproduce_yu2022
     from genattr.evaluation.yu2022.experiments import DEFAULT_EXPERIMENTS
 
@@ -336,14 +336,10 @@ def reproduce_yu2022_cmd(
     if not paper_size:
         cfg.n_codes, cfg.fd_n, cfg.robustness_n, cfg.attribution_n = 1000, 2000, 200, 50
         cfg.registry_size, cfg.n_real, cfg.distinct_codes, cfg.table2_steps = 100_000, 1000, 200, 200
-    out_dir, _ = reproduce_dirs("yu2022", out=out, models=None, write_docs=write_docs, ship=False,
-                                paper_size=paper_size)
-    plan_reproduce("yu2022", out_dir, None, paper_size, only)
+    out_dir, _, _ = prepare_reproduce("yu2022", out=out, models=None, write_docs=write_docs, ship=False,
+                                      paper_size=paper_size, only=only, set_=None)
     reproduce_yu2022(cfg, out_dir)
-    if as_json:
-        emit_json({"paper": "yu2022", "report": str(out_dir / "README.md"), "out": str(out_dir), "models": None})
-        return
-    console.print(f"[bold green]yu2022 done[/] → {out_dir / 'README.md'}")
+    reproduce_done("yu2022", out_dir / "README.md", out_dir, None, as_json)
 
 
 __all__ = ["fingerprint_app", "reproduce_yu2022_cmd", "shipped_dir"]

@@ -152,14 +152,11 @@ def fit(
     import torch
 
     from genattr.attribution.flipad import SINGLE_MODEL_METHODS
-    from genattr.cli.common import deprecated
+    from genattr.cli.common import renamed_option
     from genattr.errors import ConfigError
 
-    if model_alias is not None:
-        if generator is not None:
-            raise ConfigError("give --generator only (--model is its old spelling)")
-        deprecated("`flipad fit --model NAME`", "`flipad fit --generator NAME`")
-        generator = model_alias
+    generator = renamed_option(generator, model_alias, "--generator", "--model",
+                               usage=("`flipad fit --model NAME`", "`flipad fit --generator NAME`"))
     if generator is None:
         raise ConfigError("give the generator to attribute to with --generator NAME (see `genattr zoo list`)")
     if out is None:

@@ -172,17 +172,13 @@ def finetune_cmd(
     Prints its plan (steps, expected time from the first steps' speed) and a progress bar with an ETA."""
     import torch
 
-    from genattr.cli.common import deprecated
+    from genattr.cli.common import renamed_option
     from genattr.errors import ConfigError
     from genattr.generators import Generator
     from genattr.watermark.keys import load_keys
     from genattr.watermark.kim_training import FinetuneConfig, finetune, save_user_model
 
-    if key_alias is not None:
-        if key is not None:
-            raise ConfigError("give --keys only (--key is its old spelling)")
-        deprecated("`keys finetune --key`", "`keys finetune --keys`")
-        key = key_alias
+    key = renamed_option(key, key_alias, "--keys", "--key", usage=("`keys finetune --key`", "`keys finetune --keys`"))
     if key is None:
         raise ConfigError("give the key set with --keys DIR (from `genattr keys issue`)")
     ks = load_keys(key)

@@ -240,39 +240,18 @@ def reproduce_zhang2020_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Zhang et al. 2020 (seed reconstruction): App. A, three architectures, Fig. 5, Table I, Fig. 6, Fig. 9."""
-    from genattr.cli.common import (
-        deprecated,
-        emit_json,
-        err_console,
-        plan_reproduce,
-        reproduce_command,
-        reproduce_dirs,
-    )
-    from genattr.errors import ConfigError
+    from genattr.cli.common import deprecated, parse_set, prepare_reproduce, reproduce_done, reproduce_log
     from genattr.evaluation.zhang2020 import Zhang2020Config, quick_config, reproduce_zhang2020
 
     if quick:
         deprecated("--quick", "nothing (smoke-test sizes are the default; --paper-size for the real run)")
-    items = {}
-    for kv in set_ or []:
-        if "=" not in kv:
-            raise ConfigError(f"--set expects KEY=VALUE, got {kv!r}")
-        k, v = kv.split("=", 1)
-        items[k.strip()] = v.strip()
-    cfg = (Zhang2020Config() if paper_size else quick_config()).override(items)
+    cfg = (Zhang2020Config() if paper_size else quick_config()).override(parse_set(set_))
     if only:
         cfg = cfg.override({"experiments": ",".join(only)})
-    out_dir, _ = reproduce_dirs("zhang2020", out=out, models=None, write_docs=write_docs, ship=False,
-                                paper_size=paper_size)
-    command = reproduce_command("zhang2020", out=out, models=None, write_docs=write_docs, ship=False,
-                                paper_size=paper_size, only=only, set_=set_)
-    plan_reproduce("zhang2020", out_dir, None, paper_size, only)
-    say = err_console if as_json else console
-    report = reproduce_zhang2020(cfg, out_dir, log=lambda m: say.print(m, highlight=False), command=command)
-    if as_json:
-        emit_json({"paper": "zhang2020", "report": str(report), "out": str(out_dir), "models": None})
-        return
-    console.print(f"[bold green]zhang2020 done[/] → {report}")
+    out_dir, _, command = prepare_reproduce("zhang2020", out=out, models=None, write_docs=write_docs, ship=False,
+                                            paper_size=paper_size, only=only, set_=set_)
+    report = reproduce_zhang2020(cfg, out_dir, log=lambda m: reproduce_log(m, as_json), command=command)
+    reproduce_done("zhang2020", report, out_dir, None, as_json)
 
 
 reproduce_zhang2020_command = clean_errors(reproduce_zhang2020_command)

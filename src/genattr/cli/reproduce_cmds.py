@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from genattr.cli.common import clean_errors, console
+from genattr.cli.common import clean_errors, console, parse_set, prepare_reproduce, reproduce_done, reproduce_log
 
 reproduce_app = typer.Typer(help="Reproduce a paper's experiments on the shipped zoo.", no_args_is_help=True)
 
@@ -23,18 +23,6 @@ def _group() -> None:
     """Reproduce a paper's experiments on the shipped zoo (one sub-command per paper)."""
     # A callback keeps this a command group while it has a single paper, so `reproduce yu2019` parses
     # the same whether the app is used alone or mounted under `genattr`.
-
-
-def _parse_set(pairs: list[str] | None) -> dict[str, str]:
-    from genattr.errors import ConfigError
-
-    items = {}
-    for kv in pairs or []:
-        if "=" not in kv:
-            raise ConfigError(f"--set expects KEY=VALUE, got {kv!r}")
-        k, v = kv.split("=", 1)
-        items[k.strip()] = v.strip()
-    return items
 
 
 OUT_HELP = "Results directory (default: a fresh runs/reproduce/PAPER-TIMESTAMP)."
@@ -67,35 +55,15 @@ def yu2019(
     as_json: Annotated[bool, Opt("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Yu, Davis & Fritz 2019 (learned GAN fingerprints): Tables 1, 3, 4, 5, 7 and the fingerprint figure."""
-    from genattr.cli.common import plan_reproduce, reproduce_command, reproduce_dirs
     from genattr.evaluation.yu2019 import Yu2019Config, quick_config, run_yu2019
 
     _quick_alias(quick)
-    cfg = (Yu2019Config() if paper_size else quick_config()).override(_parse_set(set_))
-    out_dir, models_dir = reproduce_dirs("yu2019", out=out, models=models, write_docs=write_docs, ship=ship,
-                                         paper_size=paper_size)
-    command = reproduce_command("yu2019", out=out, models=models, write_docs=write_docs, ship=ship,
-                                paper_size=paper_size, only=only, set_=set_)
-    plan_reproduce("yu2019", out_dir, models_dir, paper_size, only)
+    cfg = (Yu2019Config() if paper_size else quick_config()).override(parse_set(set_))
+    out_dir, models_dir, command = prepare_reproduce("yu2019", out=out, models=models, write_docs=write_docs,
+                                                     ship=ship, paper_size=paper_size, only=only, set_=set_)
     report = run_yu2019(out_dir, models_dir=models_dir, config=cfg, only=only, command=command,
-                        log=lambda m: _log(m, as_json))
-    _done("yu2019", report, out_dir, models_dir, as_json)
-
-
-def _log(message: str, quiet: bool) -> None:
-    from genattr.cli.common import err_console
-
-    (err_console if quiet else console).print(message, highlight=False)
-
-
-def _done(paper: str, report: Path, out: Path, models: Path | None, as_json: bool) -> None:
-    if as_json:
-        from genattr.cli.common import emit_json
-
-        emit_json({"paper": paper, "report": str(report), "out": str(out),
-                   "models": None if models is None else str(models)})
-        return
-    console.print(f"[bold green]{paper} done[/] → {escape(str(report))}")
+                        log=lambda m: reproduce_log(m, as_json))
+    reproduce_done("yu2019", report, out_dir, models_dir, as_json)
 
 
 @reproduce_app.command("flipad")
@@ -119,7 +87,6 @@ def flipad(
     as_json: Annotated[bool, Opt("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Laszkiewicz et al. 2024 (FLIPAD and baselines): Tables 1, 2, 3 (+ AUC, timings, Fig. 4)."""
-    from genattr.cli.common import plan_reproduce, reproduce_command, reproduce_dirs
     from genattr.errors import ConfigError
     from genattr.evaluation.flipad_experiments import FlipadConfig, merge_results, quick_config, reproduce_flipad
 
@@ -133,15 +100,12 @@ def flipad(
         console.print(f"[bold green]merged[/] {len(merge_from)} result director{'y' if len(merge_from) == 1 else 'ies'}"
                       f" → {escape(str(report))}")
         return
-    cfg = (FlipadConfig() if paper_size else quick_config()).override(_parse_set(set_))
-    out_dir, models_dir = reproduce_dirs("flipad", out=out, models=models, write_docs=write_docs, ship=ship,
-                                         paper_size=paper_size)
-    command = reproduce_command("flipad", out=out, models=models, write_docs=write_docs, ship=ship,
-                                paper_size=paper_size, only=only, set_=set_)
-    plan_reproduce("flipad", out_dir, models_dir, paper_size, only)
+    cfg = (FlipadConfig() if paper_size else quick_config()).override(parse_set(set_))
+    out_dir, models_dir, command = prepare_reproduce("flipad", out=out, models=models, write_docs=write_docs,
+                                                     ship=ship, paper_size=paper_size, only=only, set_=set_)
     report = reproduce_flipad(out_dir, config=cfg, only=only, command=command,
-                              log=lambda m: _log(m, as_json), models_dir=models_dir)
-    _done("flipad", report, out_dir, models_dir, as_json)
+                              log=lambda m: reproduce_log(m, as_json), models_dir=models_dir)
+    reproduce_done("flipad", report, out_dir, models_dir, as_json)
 
 
 @reproduce_app.command("kim2021")
@@ -159,19 +123,15 @@ def kim2021(
     as_json: Annotated[bool, Opt("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Kim, Ren & Yang 2021 (registry keys): Tables 1, 2, 5–6, Fig. 2, border ablation, the many-user simulation."""
-    from genattr.cli.common import plan_reproduce, reproduce_command, reproduce_dirs
     from genattr.evaluation.kim2021 import Kim2021Config, quick_config, reproduce_kim2021
 
     _quick_alias(quick)
-    cfg = (Kim2021Config() if paper_size else quick_config()).override(_parse_set(set_))
-    out_dir, models_dir = reproduce_dirs("kim2021", out=out, models=models, write_docs=write_docs, ship=ship,
-                                         paper_size=paper_size)
-    command = reproduce_command("kim2021", out=out, models=models, write_docs=write_docs, ship=ship,
-                                paper_size=paper_size, only=only, set_=set_)
-    plan_reproduce("kim2021", out_dir, models_dir, paper_size, only)
+    cfg = (Kim2021Config() if paper_size else quick_config()).override(parse_set(set_))
+    out_dir, models_dir, command = prepare_reproduce("kim2021", out=out, models=models, write_docs=write_docs,
+                                                     ship=ship, paper_size=paper_size, only=only, set_=set_)
     report = reproduce_kim2021(cfg, out_dir, models_dir=models_dir, only=only, command=command,
-                               log=lambda m: _log(m, as_json))
-    _done("kim2021", report, out_dir, models_dir, as_json)
+                               log=lambda m: reproduce_log(m, as_json))
+    reproduce_done("kim2021", report, out_dir, models_dir, as_json)
 
 
 def _register_more() -> None:

@@ -118,15 +118,11 @@ def zoo_sample(
     --log, logged generation (one seed per image, committed before any file is written)."""
     from genattr import zoo
     from genattr.attribution.deniability import seeded_images, to_pil_images
-    from genattr.cli.common import deprecated
+    from genattr.cli.common import renamed_option
     from genattr.data import save_png
     from genattr.errors import ConfigError
 
-    if output_alias is not None:
-        if out is not None:
-            raise ConfigError("give -o/--out only (--output is its old spelling)")
-        deprecated("--output", "-o/--out")
-        out = output_alias
+    out = renamed_option(out, output_alias, "-o/--out", "--output")
     if log is not None and (out_dir is None or owner_key is None):
         raise ConfigError("--log needs --out-dir (the released images) and --owner-key (signs each entry)")
     if log is None and (owner_key is not None or receipts is not None):

@@ -40,12 +40,22 @@ from genattr.ledger.pg_schema import (
     schema_problems,
     to_conninfo,
 )
-from genattr.ledger.storage import AppendPlan, Coord, NodeReader, node_id
+from genattr.ledger.storage_common import (
+    CHUNK,
+    LEVEL_SHIFT,
+    AppendPlan,
+    Coord,
+    NodeReader,
+    check_blob,
+    keyset_pages,
+    leaf_end,
+    max_level_of,
+    node_id,
+    ordered_nodes,
+    plan_rows,
+)
 
 __all__ = ["PostgresStorage", "PostgresUnavailableError", "create_postgres_log"]
-
-_LEVEL_SHIFT = 56
-_CHUNK = 4096
 
 
 class PostgresUnavailableError(StorageError, StorageUnavailableError):
@@ -158,15 +168,7 @@ class PostgresStorage:
                 raise StorageError(f"{self.url}: {what}: {_first_line(e)}") from e
 
     def _blob(self, value: object, size: int | None, what: str) -> bytes:
-        if not isinstance(value, bytes):  # bytea decodes to bytes: a column retyped behind our back
-            raise CorruptionError(f"{self.url}: {what} is not a blob (found {type(value).__name__})")
-        if size is not None and len(value) != size:
-            raise CorruptionError(f"{self.url}: {what} has {len(value)} bytes, expected {size}")
-        return value
-
-    @staticmethod
-    def _end(c: Any) -> int:
-        return int(c.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves").fetchone()[0])
+        return check_blob(value, size, what, self.url)  # bytea decodes to bytes: else a column was retyped
 
     # -- meta ------------------------------------------------------------------------------------------------
 
@@ -183,24 +185,18 @@ class PostgresStorage:
 
     def tree_size(self) -> int:
         with self._guard("reading the tree size") as c:
-            return self._end(c)
+            return leaf_end(c)
 
     def read_nodes(self, coords: Sequence[Coord]) -> list[bytes]:
         ids = [node_id(level, index) for level, index in coords]
-        inner = [x for x in ids if x >> _LEVEL_SHIFT]
-        leaf = [x for x in ids if not x >> _LEVEL_SHIFT]
+        inner = [x for x in ids if x >> LEVEL_SHIFT]
+        leaf = [x for x in ids if not x >> LEVEL_SHIFT]
         with self._guard("reading tree nodes") as c:  # one statement per proof
             rows = c.execute(
                 "SELECT id, hash FROM nodes WHERE id = ANY(%s::bigint[]) "
                 "UNION ALL SELECT idx, hash FROM leaves WHERE idx = ANY(%s::bigint[])", (inner, leaf)).fetchall()
         found = {int(k): self._blob(v, 32, f"node {k}") for k, v in rows}
-        out = []
-        for (level, index), nid in zip(coords, ids, strict=True):
-            h = found.get(nid)
-            if h is None:
-                raise CorruptionError(f"{self.url}: tree node (level {level}, index {index}) is missing")
-            out.append(h)
-        return out
+        return ordered_nodes(coords, ids, found, self.url)
 
     def read_leaf(self, index: int) -> bytes:
         with self._guard("reading a leaf") as c:
@@ -211,37 +207,30 @@ class PostgresStorage:
 
     def iter_leaves(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes, bytes | None]]:
         stop = (1 << 63) - 1 if end is None else end
-        pos = start
-        while pos < stop:
+
+        def page(pos: int) -> list[Any]:
             with self._guard("reading leaves") as c:
-                rows = c.execute("SELECT idx, data, lookup FROM leaves WHERE idx >= %s AND idx < %s ORDER BY idx "
-                                 "LIMIT %s", (pos, stop, _CHUNK)).fetchall()
-            if not rows:
-                return
-            for idx, data, lookup in rows:
-                yield int(idx), self._blob(data, None, f"leaf {idx}"), None if lookup is None else bytes(lookup)
-            pos = int(rows[-1][0]) + 1
+                return c.execute("SELECT idx, data, lookup FROM leaves WHERE idx >= %s AND idx < %s ORDER BY idx "
+                                 "LIMIT %s", (pos, stop, CHUNK)).fetchall()
+
+        for idx, data, lookup in keyset_pages(page, start, lambda row: int(row[0]) + 1, stop):
+            yield int(idx), self._blob(data, None, f"leaf {idx}"), None if lookup is None else bytes(lookup)
 
     def iter_level(self, level: int) -> Iterator[tuple[int, bytes]]:
-        lo, hi = node_id(level, 0), (level + 1) << _LEVEL_SHIFT
+        lo, hi = node_id(level, 0), (level + 1) << LEVEL_SHIFT
         sql = ("SELECT id, hash FROM nodes WHERE id >= %s AND id < %s ORDER BY id LIMIT %s" if level else
                "SELECT idx, hash FROM leaves WHERE idx >= %s AND idx < %s ORDER BY idx LIMIT %s")
-        pos = lo
-        while True:
+
+        def page(pos: int) -> list[Any]:
             with self._guard("reading tree nodes") as c:
-                rows = c.execute(sql, (pos, hi, _CHUNK)).fetchall()
-            if not rows:
-                return
-            for nid, h in rows:
-                yield int(nid) - lo, self._blob(h, 32, f"node {nid}")
-            pos = int(rows[-1][0]) + 1
+                return c.execute(sql, (pos, hi, CHUNK)).fetchall()
+
+        for nid, h in keyset_pages(page, lo, lambda row: int(row[0]) + 1):
+            yield int(nid) - lo, self._blob(h, 32, f"node {nid}")
 
     def max_level(self) -> int:
         with self._guard("reading tree nodes") as c:
-            top = c.execute("SELECT MAX(id) FROM nodes").fetchone()[0]
-            if top is None:
-                return 0 if c.execute("SELECT 1 FROM leaves LIMIT 1").fetchone() else -1
-        return int(top) >> _LEVEL_SHIFT
+            return max_level_of(c)
 
     def find_leaves(self, key: bytes) -> list[int]:
         self.update_lookup()
@@ -257,11 +246,11 @@ class PostgresStorage:
     def update_lookup(self) -> int:
         """Bring the search index up to the current tree size; returns how many leaves were indexed."""
         with self._guard("updating the search index") as c:
-            if self._progress(c) >= self._end(c):
+            if self._progress(c) >= leaf_end(c):
                 return 0
             with c.transaction():
                 done = self._progress(c, "FOR UPDATE")  # one indexer at a time
-                size = self._end(c)
+                size = leaf_end(c)
                 c.execute("INSERT INTO lookup(key, idx) SELECT lookup, idx FROM leaves WHERE idx >= %s AND idx < %s "
                           "AND lookup IS NOT NULL ON CONFLICT DO NOTHING", (done, size))
                 c.execute("UPDATE lookup_progress SET next_idx = %s WHERE id = 0", (max(done, size),))
@@ -269,16 +258,13 @@ class PostgresStorage:
 
     def iter_lookup(self) -> Iterator[tuple[bytes, int]]:
         """The search index as (key, leaf index) rows, for fsck."""
-        pos: tuple[bytes, int] = (b"", -1)
-        while True:
+        def page(pos: tuple[bytes, int]) -> list[Any]:
             with self._guard("reading the search index") as c:
-                rows = c.execute("SELECT key, idx FROM lookup WHERE (key, idx) > (%s, %s) ORDER BY key, idx LIMIT %s",
-                                 (*pos, _CHUNK)).fetchall()
-            if not rows:
-                return
-            for key, idx in rows:
-                yield bytes(key), int(idx)
-            pos = (bytes(rows[-1][0]), int(rows[-1][1]))
+                return c.execute("SELECT key, idx FROM lookup WHERE (key, idx) > (%s, %s) ORDER BY key, idx LIMIT %s",
+                                 (*pos, CHUNK)).fetchall()
+
+        for key, idx in keyset_pages(page, (b"", -1), lambda row: (bytes(row[0]), int(row[1]))):
+            yield bytes(key), int(idx)
 
     def lookup_progress(self) -> int:
         with self._guard("reading the search index") as c:
@@ -291,25 +277,21 @@ class PostgresStorage:
             if row is None:
                 raise CorruptionError(f"{self.url}: the log_head row is missing")
             size = int(row[0])
-            end = self._end(c)
+            end = leaf_end(c)
             if end != size:
                 raise CorruptionError(f"{self.url}: log_head says {size} entries but the leaves end at {end}: rows "
                                       "were added or removed behind the log's back; run `genattr log fsck`")
-            leaves, nodes = plan(size, self.read_nodes)
-            leaf_hashes = {i: h for lv, i, h in nodes if lv == 0}
-            if sorted(leaf_hashes) != list(range(size, size + len(leaves))):
-                raise StorageError("append plan: leaf hashes do not match the new leaves")
+            leaf_rows, node_rows = plan_rows(plan, size, self.read_nodes)
             with c.cursor() as cur:
                 with cur.copy("COPY leaves (idx, data, hash, lookup) FROM STDIN") as cp:
-                    for i, (data, key) in enumerate(leaves):
-                        cp.write_row((size + i, bytes(data), leaf_hashes[size + i], key))
+                    for idx, data, h, key in leaf_rows:
+                        cp.write_row((idx, bytes(data), h, key))
                 with cur.copy("COPY nodes (id, hash) FROM STDIN") as cp:
-                    for lv, i, h in nodes:
-                        if lv:
-                            cp.write_row((node_id(lv, i), h))
-            c.execute("UPDATE log_head SET size = %s WHERE id = 0", (size + len(leaves),))
+                    for row in node_rows:
+                        cp.write_row(row)
+            c.execute("UPDATE log_head SET size = %s WHERE id = 0", (size + len(leaf_rows),))
         # COMMIT (synchronous_commit = on) has returned: durable from here on.
-        return size, len(leaves)
+        return size, len(leaf_rows)
 
     # -- checkpoints, cosignatures, owners, witness bookkeeping -------------------------------------------------
 

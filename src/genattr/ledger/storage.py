@@ -7,7 +7,8 @@ The tree code (`genattr.ledger.log`) never writes SQL. It hands `LogStorage.appe
 given the current size and a node reader (both inside the store's exclusive write transaction), returns the
 leaves and complete-subtree hashes to insert. Anything that can run that inside one serialisable transaction
 (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``SELECT ... FOR UPDATE`` on a size row or an advisory lock) can
-implement `LogStorage`.
+implement `LogStorage`; what any implementation shares (the plan and row types, node ids, checking a plan and
+turning it into rows, keyset pagination) is in `genattr.ledger.storage_common`, re-exported here.
 
 SQLite choices (each is load-bearing):
 
@@ -34,37 +35,28 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from genattr.ledger.errors import CorruptionError, StorageError
+from genattr.ledger.storage_common import (
+    CHUNK,
+    LEVEL_SHIFT,
+    AppendPlan,
+    Coord,
+    NodeReader,
+    check_blob,
+    keyset_pages,
+    leaf_end,
+    max_level_of,
+    node_id,
+    ordered_nodes,
+    plan_rows,
+)
 
-__all__ = ["AppendPlan", "LogStorage", "SQLiteStorage", "node_id"]
-
-Coord = tuple[int, int]
-NodeReader = Callable[[Sequence[Coord]], list[bytes]]
-#: (leaves as (data, lookup key), nodes as (level, index, hash))
-AppendPlan = tuple[Sequence[tuple[bytes, bytes | None]], Sequence[tuple[int, int, bytes]]]
+__all__ = ["AppendPlan", "Coord", "LogStorage", "NodeReader", "SQLiteStorage", "node_id"]
 
 APPLICATION_ID = 0x47414C47  # "GALG": lets open() refuse files that are not genattr logs
 SCHEMA_VERSION = 1
-_LEVEL_SHIFT = 56
-_MAX_LEVEL = 63
-_CHUNK = 4096
-
-
-def _blob(value: object, size: int | None, what: str, path: Path) -> bytes:
-    # Values come from a file an attacker may have edited: check type and length instead of trusting them.
-    if not isinstance(value, bytes):
-        raise CorruptionError(f"{path}: {what} is not a blob (found {type(value).__name__})")
-    if size is not None and len(value) != size:
-        raise CorruptionError(f"{path}: {what} has {len(value)} bytes, expected {size}")
-    return value
-
-
-def node_id(level: int, index: int) -> int:
-    if not 0 <= level <= _MAX_LEVEL or not 0 <= index < 1 << _LEVEL_SHIFT:
-        raise ValueError(f"node ({level}, {index}) out of range")
-    return (level << _LEVEL_SHIFT) | index
 
 
 @runtime_checkable
@@ -275,7 +267,7 @@ class SQLiteStorage:
 
     def tree_size(self) -> int:
         with self._guard("reading the tree size") as c:
-            return int(c.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves").fetchone()[0])
+            return leaf_end(c)
 
     def read_nodes(self, coords: Sequence[Coord]) -> list[bytes]:
         ids = [node_id(level, index) for level, index in coords]
@@ -283,69 +275,56 @@ class SQLiteStorage:
         with self._guard("reading tree nodes") as c:
             for i in range(0, len(ids), 400):
                 chunk = ids[i : i + 400]
-                inner = [x for x in chunk if x >> _LEVEL_SHIFT]
-                leaf = [x for x in chunk if not x >> _LEVEL_SHIFT]
+                inner = [x for x in chunk if x >> LEVEL_SHIFT]
+                leaf = [x for x in chunk if not x >> LEVEL_SHIFT]
                 # One statement per proof. CAST: a tampered row may hold TEXT that is not UTF-8.
                 q = (
                     f"SELECT id, CAST(hash AS BLOB) FROM nodes WHERE id IN ({','.join('?' * len(inner))}) "
                     f"UNION ALL SELECT idx, CAST(hash AS BLOB) FROM leaves WHERE idx IN ({','.join('?' * len(leaf))})"
                 )
                 found.update(
-                    (int(k), _blob(v, 32, f"node {k}", self.path)) for k, v in c.execute(q, [*inner, *leaf])
+                    (int(k), check_blob(v, 32, f"node {k}", self.path)) for k, v in c.execute(q, [*inner, *leaf])
                 )
-        out = []
-        for (level, index), nid in zip(coords, ids, strict=True):
-            h = found.get(nid)
-            if h is None:
-                raise CorruptionError(f"{self.path}: tree node (level {level}, index {index}) is missing")
-            out.append(h)
-        return out
+        return ordered_nodes(coords, ids, found, self.path)
 
     def read_leaf(self, index: int) -> bytes:
         with self._guard("reading a leaf") as c:
             row = c.execute("SELECT CAST(data AS BLOB) FROM leaves WHERE idx = ?", (index,)).fetchone()
         if row is None:
             raise CorruptionError(f"{self.path}: leaf {index} is missing")
-        return _blob(row[0], None, f"leaf {index}", self.path)
+        return check_blob(row[0], None, f"leaf {index}", self.path)
 
     def iter_leaves(self, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes, bytes | None]]:
         stop = (1 << 63) - 1 if end is None else end
-        pos = start
-        while pos < stop:
+
+        def page(pos: int) -> list[Any]:
             with self._guard("reading leaves") as c:
-                rows = c.execute(
+                return c.execute(
                     "SELECT idx, CAST(data AS BLOB), CAST(lookup AS BLOB) FROM leaves "
                     "WHERE idx >= ? AND idx < ? ORDER BY idx LIMIT ?",
-                    (pos, stop, _CHUNK),
+                    (pos, stop, CHUNK),
                 ).fetchall()
-            if not rows:
-                return
-            for idx, data, lookup in rows:
-                yield int(idx), _blob(data, None, f"leaf {idx}", self.path), lookup
-            pos = int(rows[-1][0]) + 1
+
+        for idx, data, lookup in keyset_pages(page, start, lambda row: int(row[0]) + 1, stop):
+            yield int(idx), check_blob(data, None, f"leaf {idx}", self.path), lookup
 
     def iter_level(self, level: int) -> Iterator[tuple[int, bytes]]:
-        lo, hi = node_id(level, 0), (level + 1) << _LEVEL_SHIFT
+        lo, hi = node_id(level, 0), (level + 1) << LEVEL_SHIFT
         table = "nodes WHERE id" if level else "leaves WHERE idx"
-        pos = lo
-        while True:
+
+        def page(pos: int) -> list[Any]:
             with self._guard("reading tree nodes") as c:
-                rows = c.execute(
+                return c.execute(
                     f"SELECT rowid, CAST(hash AS BLOB) FROM {table} >= ? AND rowid < ? ORDER BY rowid LIMIT ?",
-                    (pos, hi, _CHUNK),
+                    (pos, hi, CHUNK),
                 ).fetchall()
-            if not rows:
-                return
-            for nid, h in rows:
-                yield int(nid) - lo, _blob(h, 32, f"node {nid}", self.path)
-            pos = int(rows[-1][0]) + 1
+
+        for nid, h in keyset_pages(page, lo, lambda row: int(row[0]) + 1):
+            yield int(nid) - lo, check_blob(h, 32, f"node {nid}", self.path)
 
     def max_level(self) -> int:
         with self._guard("reading tree nodes") as c:
-            row = c.execute("SELECT MAX(id) FROM nodes").fetchone()
-            if row[0] is None:
-                return 0 if c.execute("SELECT 1 FROM leaves LIMIT 1").fetchone() else -1
-        return int(row[0]) >> _LEVEL_SHIFT
+            return max_level_of(c)
 
     def find_leaves(self, key: bytes) -> list[int]:
         self.update_lookup()
@@ -355,13 +334,13 @@ class SQLiteStorage:
     def update_lookup(self) -> int:
         """Bring the search index up to the current tree size; returns how many leaves were indexed."""
         with self._guard("updating the search index") as c:
-            size = int(c.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves").fetchone()[0])
+            size = leaf_end(c)
             if int(c.execute("SELECT next_idx FROM lookup_progress").fetchone()[0]) >= size:
                 return 0
             c.execute("BEGIN IMMEDIATE")
             try:
                 done = int(c.execute("SELECT next_idx FROM lookup_progress").fetchone()[0])
-                size = int(c.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves").fetchone()[0])
+                size = leaf_end(c)
                 c.execute(
                     "INSERT OR IGNORE INTO lookup(key, idx) SELECT CAST(lookup AS BLOB), idx FROM leaves "
                     "WHERE idx >= ? AND idx < ? AND lookup IS NOT NULL ORDER BY 1, 2",
@@ -377,18 +356,15 @@ class SQLiteStorage:
 
     def iter_lookup(self) -> Iterator[tuple[bytes, int]]:
         """The search index as (key, leaf index) rows, for fsck."""
-        pos: tuple[bytes, int] = (b"", -1)
-        while True:
+        def page(pos: tuple[bytes, int]) -> list[Any]:
             with self._guard("reading the search index") as c:
-                rows = c.execute(
+                return c.execute(
                     "SELECT CAST(key AS BLOB), idx FROM lookup WHERE (key, idx) > (?, ?) ORDER BY key, idx LIMIT ?",
-                    (*pos, _CHUNK),
+                    (*pos, CHUNK),
                 ).fetchall()
-            if not rows:
-                return
-            for key, idx in rows:
-                yield bytes(key), int(idx)
-            pos = (bytes(rows[-1][0]), int(rows[-1][1]))
+
+        for key, idx in keyset_pages(page, (b"", -1), lambda row: (bytes(row[0]), int(row[1]))):
+            yield bytes(key), int(idx)
 
     def lookup_progress(self) -> int:
         with self._guard("reading the search index") as c:
@@ -398,24 +374,16 @@ class SQLiteStorage:
         with self._guard("appending") as c:
             c.execute("BEGIN IMMEDIATE")  # take the write lock *before* reading the size
             try:
-                size = int(c.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM leaves").fetchone()[0])
-                leaves, nodes = plan(size, self.read_nodes)
-                leaf_hashes = {i: h for lv, i, h in nodes if lv == 0}
-                if sorted(leaf_hashes) != list(range(size, size + len(leaves))):
-                    raise StorageError("append plan: leaf hashes do not match the new leaves")
-                c.executemany(
-                    "INSERT INTO leaves(idx, data, hash, lookup) VALUES (?, ?, ?, ?)",
-                    [(size + i, data, leaf_hashes[size + i], key) for i, (data, key) in enumerate(leaves)],
-                )
-                c.executemany(
-                    "INSERT INTO nodes(id, hash) VALUES (?, ?)", [(node_id(lv, i), h) for lv, i, h in nodes if lv]
-                )
+                size = leaf_end(c)
+                leaf_rows, node_rows = plan_rows(plan, size, self.read_nodes)
+                c.executemany("INSERT INTO leaves(idx, data, hash, lookup) VALUES (?, ?, ?, ?)", leaf_rows)
+                c.executemany("INSERT INTO nodes(id, hash) VALUES (?, ?)", node_rows)
                 c.execute("COMMIT")  # synchronous=FULL: durable when this returns
             except BaseException:
                 if c.in_transaction:
                     c.execute("ROLLBACK")
                 raise
-        return size, len(leaves)
+        return size, len(leaf_rows)
 
     # -- checkpoints, cosignatures, owners, witness bookkeeping -------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from genattr.attribution.reconstruction_engines import RayTasks, torch_threads
 from genattr.errors import ConfigError
 
 ENGINES = ("local", "ray")
@@ -26,13 +27,8 @@ Chunk = tuple[torch.Tensor, Sequence[bytes | None] | None]
 
 def _attribute_chunk(pipeline: Any, x: torch.Tensor, image_bytes: Sequence[bytes | None] | None, deep: bool,
                      threads: int | None = None) -> list[Any]:
-    before = torch.get_num_threads()
-    if threads is not None and before != threads:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):  # in-process callers keep their thread count
         return pipeline.attribute(x, deep=deep, image_bytes=image_bytes)
-    finally:  # in-process callers keep their thread count
-        torch.set_num_threads(before)
 
 
 class LocalChunks:
@@ -46,40 +42,22 @@ class LocalChunks:
         pass
 
 
-class RayChunks:
-    """Chunks as Ray tasks (one CPU each), ``max_in_flight`` ahead (default: twice the cluster's CPUs)."""
+class RayChunks(RayTasks):
+    """Chunks as Ray tasks (one CPU each), ``max_in_flight`` ahead (default: twice the cluster's CPUs).
 
-    name = "ray"
+    Starting or joining Ray, task errors and shutdown come from
+    :class:`~genattr.attribution.reconstruction_engines.RayTasks`."""
+
+    task = staticmethod(_attribute_chunk)
 
     def __init__(self, address: str | None = None, *, num_cpus: int | None = None, max_in_flight: int | None = None,
                  threads: int | None = None) -> None:
-        self.address, self.num_cpus, self.max_in_flight, self.threads = address, num_cpus, max_in_flight, threads
-        self.started = False
-        self._remote: Any = None
-
-    def _ray(self) -> Any:
-        try:
-            import ray
-        except ImportError as exc:  # pragma: no cover - ray is in the test install
-            raise ConfigError("the Ray engine needs ray: pip install 'genattr[ray]'") from exc
-        if not ray.is_initialized():
-            kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if self.address is not None:
-                kw["address"] = self.address
-            elif self.num_cpus is not None:
-                kw["num_cpus"] = self.num_cpus
-            try:
-                ray.init(**kw)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ConfigError(f"could not start or reach Ray at {self.address or 'local'}: {exc}") from exc
-            self.started = True
-        if self._remote is None:
-            self._remote = ray.remote(num_cpus=1)(_attribute_chunk)
-        return ray
+        super().__init__(address, num_cpus=num_cpus, threads=threads)
+        self.max_in_flight = max_in_flight
 
     def run(self, pipeline: Any, chunks: Iterable[Chunk], *, deep: bool = False) -> Iterator[list[Any]]:
         ray = self._ray()
-        threads = self.threads if self.threads is not None else torch.get_num_threads()
+        threads = self._task_threads()
         limit = self.max_in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
         ref = ray.put(pipeline)
         pending: deque[Any] = deque()
@@ -90,23 +68,6 @@ class RayChunks:
                 yield self._get(ray, pending.popleft())
         while pending:
             yield self._get(ray, pending.popleft())
-
-    @staticmethod
-    def _get(ray: Any, ref: Any) -> list[Any]:
-        try:
-            return ray.get(ref)
-        except ray.exceptions.RayTaskError as exc:  # re-raise the task's own error (bad input, tampered model…)
-            cause = exc.as_instanceof_cause() if hasattr(exc, "as_instanceof_cause") else exc
-            raise cause from None
-
-    def shutdown(self) -> None:
-        """Shut Ray down if this engine started it."""
-        if self.started:
-            import ray
-
-            ray.shutdown()
-            self.started = False
-            self._remote = None
 
 
 def make_engine(name: str, *, address: str | None = None, num_cpus: int | None = None) -> LocalChunks | RayChunks:

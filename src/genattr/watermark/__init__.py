@@ -10,7 +10,8 @@ Kim, Ren & Yang (ICLR 2021), registry keys and key-specific user models:
   the many-user simulation.
 
 Yu et al. (ICLR 2022), scalable fingerprints: :mod:`~genattr.watermark.fingerprint`,
-:mod:`~genattr.watermark.fingerprint_training`, :mod:`~genattr.watermark.fingerprint_index`.
+:mod:`~genattr.watermark.fingerprint_training`, :mod:`~genattr.watermark.fingerprint_index` (the registry) and
+:mod:`~genattr.watermark.fingerprint_codes` (its code helpers and §4.6 decision rules).
 
 Import the submodules directly (nothing is imported here, so each part loads only what it needs).
 Layering: this package imports generators, perturbations, metrics, data, sampling, figures and

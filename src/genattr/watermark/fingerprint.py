@@ -38,7 +38,7 @@ from torch import nn
 from genattr.errors import ConfigError, DataError
 from genattr.generators import DCGANDiscriminator, Generator
 from genattr.generators.architectures import INSTANCE_ARCH, FingerprintInstance
-from genattr.watermark.fingerprint_index import as_bits
+from genattr.watermark.fingerprint_codes import as_bits
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -384,7 +384,7 @@ def bit_accuracy_on_fresh_codes(model: FingerprintModel, n: int, *, seed: int = 
                                 min_matched: int | None = None) -> dict[str, float]:
     """Mean bit accuracy and word accuracy (share of images with ≥ ``min_matched`` matched bits; the
     scaled fixed rule by default) over n images, each made with its own fresh random code."""
-    from genattr.watermark.fingerprint_index import fixed_threshold
+    from genattr.watermark.fingerprint_codes import fixed_threshold
 
     g = torch.Generator().manual_seed(seed)
     t = fixed_threshold(model.code_bits) if min_matched is None else min_matched
