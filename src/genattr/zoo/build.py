@@ -204,9 +204,9 @@ def write_report(man: dict[str, Any], path: Path) -> None:
                   "(the validation figure: training stops once the best FD of the last 3 epochs is under 5 % below "
                   "the best before them, or at the recipe's epoch cap, and the zoo keeps the epoch with the best "
                   "validation FD, marked green). The test split is used only for the table above. The first "
-                  "epochs of the WGAN-GP, LSGAN and EBGAN runs were probed against test images before the probe "
-                  "moved to training images; those points are drawn separately and chose nothing (both runs "
-                  "reached their caps).", "",
+                  "epochs of the WGAN-GP, LSGAN, EBGAN and DCGAN-s1 runs were probed against test images before "
+                  "the probe moved to training images; those points are drawn separately and chose nothing (the "
+                  "kept epochs were all chosen among validation points, or are the last epoch).", "",
                   "![FD curves](fd_curves.png)"]
     if (path.parent / "final_layers.md").is_file():
         lines += ["", "Final-layer similarity of every pair: [final_layers.md](final_layers.md) "
