@@ -17,7 +17,7 @@ the final distances (target ≤ 1e-4), and writes them to ``--json`` (default
 classifier). Timings depend on the machine and its load; the file records both.
 
 ``--ray`` instead compares the attributor's two engines on ``--candidates`` zoo models (default
-fmnist-dcgan-s0, fmnist-lsgan-s0): in-process vs Ray on ``--ray-cpus`` local CPUs (start-up timed apart),
+fmnist-dcgan-s0, fmnist-lsgan-s6): in-process vs Ray on ``--ray-cpus`` local CPUs (start-up timed apart),
 checks the scores are identical and writes ``docs/results/zhang2020/ray_engine.json``.
 """
 
@@ -59,7 +59,7 @@ def ray_benchmark(args: argparse.Namespace) -> dict:
     from genattr.attribution.reconstruction_engines import LocalEngine, RayEngine
     from genattr.attribution.seed_reconstruction import SeedReconstruction
 
-    names = args.candidates or ["fmnist-dcgan-s0", "fmnist-lsgan-s0"]
+    names = args.candidates or ["fmnist-dcgan-s0", "fmnist-lsgan-s6"]
     gens = {n: zoo.load(n) for n in names}
     att = SeedReconstruction(restarts=args.restarts, steps=args.steps, chunk_size=args.chunk_size).fit(gens)
     x = torch.cat([g.sample(args.n, torch.Generator().manual_seed(args.seed + 1)) for g in gens.values()])

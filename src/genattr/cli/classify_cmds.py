@@ -1,6 +1,6 @@
 """`genattr classify …`: train the Yu et al. 2019 attribution network and attribute image files with it.
 
-    genattr classify train --out models/my-net --source fmnist-dcgan-s0 --source fmnist-lsgan-s0 [--paper-size]
+    genattr classify train --out models/my-net --source fmnist-dcgan-s0 --source fmnist-lsgan-s6 [--paper-size]
     genattr classify predict --model models/yu2019/architectures img1.png img2.png [--json]
 """
 

@@ -1,6 +1,6 @@
 """`genattr reconstruct …`: attribute images by seed reconstruction (Zhang et al. 2020) from the command line.
 
-    genattr reconstruct --candidates fmnist-dcgan-s0,fmnist-lsgan-s0 img1.png img2.png [--json] [--out DIR]
+    genattr reconstruct --candidates fmnist-dcgan-s0,fmnist-lsgan-s6 img1.png img2.png [--json] [--out DIR]
     genattr reconstruct --candidates a --candidates b img.png --engine ray --restarts 3 --steps 500
     genattr reconstruct --candidates fmnist-dcgan-s0 img.png --log gen.db --policy policy.txt
 

@@ -92,6 +92,15 @@ def dcgan_seed_models(root: str | Path | None = None) -> tuple[str, ...]:
     return _V2_DCGAN_SEEDS if by is None else tuple(by.get("dcgan", ()))
 
 
+def provenance(root: str | Path | None = None) -> str:
+    """One line naming the zoo a result was measured on (version and manifest sha256), for results READMEs."""
+    path = Path(root or zoo_dir()) / MANIFEST
+    if not path.is_file():
+        return "Zoo: none installed."
+    version = manifest(root).get("zoo_version", 1)
+    return f"Zoo: v{version}, `zoo/manifest.json` sha256 `{sha256_file(path)[:16]}…` (`genattr zoo list`)."
+
+
 def entry(name: str, root: str | Path | None = None) -> dict[str, Any]:
     m = manifest(root)
     models = m["models"] | ({CLASSIFIER: m["classifier"]} if "classifier" in m else {})
@@ -146,4 +155,4 @@ def load_classifier(root: str | Path | None = None):  # -> FashionClassifier
 
 
 __all__ = ["ARCHITECTURES", "CLASSIFIER", "architecture_models", "dcgan_seed_models", "entry", "load",
-           "load_classifier", "manifest", "names", "sha256_file", "verify", "zoo_dir"]
+           "load_classifier", "manifest", "names", "provenance", "sha256_file", "verify", "zoo_dir"]

@@ -3,7 +3,8 @@
 Experiments (each writes ``<out>/<name>/rows.csv`` + ``summary.json``; ``<out>/README.md`` is rebuilt from
 whatever experiments exist, with the paper's CelebA / LSUN numbers beside ours):
 
-* ``table1`` — each of dcgan-s0, wgangp-s0, lsgan-s0, ebgan-s0 as G, negatives real; accuracy of G vs each
+* ``table1`` — each of the zoo's one-per-architecture models (``genattr.zoo.architecture_models``) as G,
+  negatives real; accuracy of G vs each
   G' ∈ {real, the other three} (Table 8 detail), averaged over G' (Table 1), AUC (Table 9), run times
   (Table 6) and Fig. 4-style figures of mean reconstructed activations per source.
 * ``table2`` — G = dcgan-s0, G' ∈ dcgan-s1..s4 (same architecture and data, other seeds), negatives real.

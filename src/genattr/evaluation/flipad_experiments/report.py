@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from genattr import REAL
+from genattr import zoo as _zoo
 from genattr.errors import DataError
 from genattr.evaluation.flipad_experiments.config import ARCH_ORDER, COMMAND, EXPERIMENTS, METHODS, PAPER, FlipadConfig
 from genattr.evaluation.flipad_experiments.results import _write_rows, read_rows, save_experiment, summarize
@@ -115,7 +116,8 @@ def _table6(timings: list[dict[str, Any]]) -> list[str]:
 def write_report(out: Path, config: FlipadConfig, command: str = COMMAND) -> Path:
     """Rebuild ``README.md`` and ``results.csv`` from every experiment directory present in ``out``."""
     lines = ["# FLIPAD (Laszkiewicz et al., ICML 2024) on the genattr zoo (Fashion-MNIST, 32×32)", "",
-             f"Command: `{command}`", "", "Settings: " + json.dumps(asdict(config), default=list), "",
+             f"Command: `{command}`", "", _zoo.provenance(), "",
+             "Settings: " + json.dumps(asdict(config), default=list), "",
              "Ours: mean ± std over runs (%); paper: CelebA / LSUN (64×64). Accuracy at the G.1 threshold "
              f"(fnr = {config.target_fnr}).", ""]
     all_rows: list[dict[str, Any]] = []

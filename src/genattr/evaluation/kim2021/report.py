@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from genattr import zoo as _zoo
 from genattr.evaluation.kim2021.config import PAPER, ROBUST
 
 
@@ -76,7 +77,8 @@ def _f(v: Any, nd: int = 3) -> str:
 def write_report(out_dir: Path, command: str) -> Path:
     """README.md from whatever summaries exist, the paper's MNIST numbers beside ours."""
     lines = ["# Kim, Ren & Yang (ICLR 2021) on Fashion-MNIST 32×32", "",
-             f"Produced by `{command}`. Paper: MNIST, DCGAN; ours: the zoo DCGAN. Method notes: docs/kim2021.md.", ""]
+             f"Produced by `{command}`. Paper: MNIST, DCGAN; ours: the zoo DCGAN. Method notes: docs/kim2021.md.", "",
+             _zoo.provenance(), ""]
 
     def load(name: str) -> dict[str, Any] | None:
         p = out_dir / name / "summary.json"

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from genattr import zoo as _zoo
 from genattr.evaluation.yu2019.config import COMMAND, EXPERIMENTS, PAPER, TARGETS
 
 
@@ -103,7 +104,8 @@ def write_report(out: str | Path, *, command: str = COMMAND) -> Path:
                     "generators; ours are Fashion-MNIST 32×32 grey with the genattr zoo (different data, scale and "
                     "generators — compare trends, not digits). Accuracy in % with a 95 % percentile-bootstrap "
                     f"interval ({cfg.get('n_bootstrap', '?')} resamples) over the pooled test images. "
-                    "See [docs/yu2019.md](../../yu2019.md) for the method and the choices.", ""]
+                    "See [docs/yu2019.md](../../yu2019.md) for the method and the choices.", "",
+                    _zoo.provenance(), ""]
     if cfg:
         L += ["Setup (Table 3 and everything built on it; Table 1 states its own sizes): "
               f"{cfg['n_train']} training, {cfg['n_val']} calibration and {cfg['n_test']} test images per "
