@@ -305,3 +305,7 @@ def reproduce_done(paper: str, report: Any, out: Any, models: Any, as_json: bool
                    "models": None if models is None else str(models)})
         return
     console.print(f"[bold green]{paper} done[/] → {escape(str(report))}")
+
+
+# One wording for every `reproduce` command's --paper-size flag.
+PAPER_SIZE_HELP = "The paper's sizes (hours on 2 cores). Default: smoke-test sizes (minutes, numbers meaningless)."

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from genattr.cli.common import clean_errors, console, json_float, warn
+from genattr.cli.common import PAPER_SIZE_HELP, clean_errors, console, json_float, warn
 
 fingerprint_app = typer.Typer(help="Scalable GAN fingerprints: issue fingerprinted generators, decode images "
                                    "(Yu et al., ICLR 2022).", no_args_is_help=True)
@@ -313,8 +313,7 @@ def reproduce_yu2022_cmd(
                                              "runs/reproduce/yu2022-TIMESTAMP).")] = None,
     write_docs: Annotated[bool, typer.Option("--write-docs", help="Write to docs/results/yu2022, replacing the "
                                              "committed results (needs --paper-size).")] = False,
-    paper_size: Annotated[bool, typer.Option("--paper-size", help="The paper's sample sizes (hours on 2 cores). "
-                                             "Default: small sizes (a smoke run, minutes).")] = False,
+    paper_size: Annotated[bool, typer.Option("--paper-size", help=PAPER_SIZE_HELP)] = False,
     models: Annotated[Path | None, typer.Option(help="Directory holding fp64/ and immunised variants "
                                                      "(default: models/yu2022).")] = None,
     only: Annotated[list[str] | None, typer.Option("--only", help="Run only these experiments (repeatable): "

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
-from genattr.cli.common import clean_errors, console
+from genattr.cli.common import PAPER_SIZE_HELP, clean_errors, console
 
 reconstruct_app = typer.Typer(help="Attribution by seed reconstruction over candidate generators (Zhang 2020).")
 
@@ -230,8 +230,7 @@ def reproduce_zhang2020_command(
                                              "runs/reproduce/zhang2020-TIMESTAMP).")] = None,
     write_docs: Annotated[bool, typer.Option("--write-docs", help="Write to docs/results/zhang2020, replacing the "
                                              "committed results (needs --paper-size).")] = False,
-    paper_size: Annotated[bool, typer.Option("--paper-size", help="The paper's sizes (hours on 2 cores). Default: "
-                                             "smoke-test sizes (minutes, numbers meaningless).")] = False,
+    paper_size: Annotated[bool, typer.Option("--paper-size", help=PAPER_SIZE_HELP)] = False,
     only: Annotated[list[str] | None, typer.Option(help="Run only these experiments (repeatable); see "
                                                         "genattr.evaluation.zhang2020.EXPERIMENTS.")] = None,
     quick: Annotated[bool, typer.Option("--quick", hidden=True)] = False,

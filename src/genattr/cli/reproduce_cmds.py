@@ -13,7 +13,15 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from genattr.cli.common import clean_errors, console, parse_set, prepare_reproduce, reproduce_done, reproduce_log
+from genattr.cli.common import (
+    PAPER_SIZE_HELP,
+    clean_errors,
+    console,
+    parse_set,
+    prepare_reproduce,
+    reproduce_done,
+    reproduce_log,
+)
 
 reproduce_app = typer.Typer(help="Reproduce a paper's experiments on the shipped zoo.", no_args_is_help=True)
 
@@ -28,7 +36,6 @@ def _group() -> None:
 OUT_HELP = "Results directory (default: a fresh runs/reproduce/PAPER-TIMESTAMP)."
 WRITE_DOCS_HELP = "Write to docs/results/PAPER, replacing the committed results (needs --paper-size)."
 SHIP_HELP = "Ship the trained models to models/PAPER (or --models), replacing the shipped ones (needs --paper-size)."
-PAPER_SIZE_HELP = "The paper's sizes (hours on 2 cores). Default: smoke-test sizes (minutes, numbers meaningless)."
 Opt = typer.Option
 
 
