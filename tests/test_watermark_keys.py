@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+import genattr.watermark.keys as keys_mod
 from genattr.errors import ConfigError, DataError
 from genattr.generators import Generator, create_generator
 from genattr.perturbations import get_grid
@@ -19,7 +20,9 @@ from genattr.watermark.keys import (
     check_compliance,
     check_keys,
     compliance_report,
+    fast_matmul_ok,
     generate_keys,
+    key_scores,
     load_keys,
     orthogonality,
     save_keys,
@@ -302,3 +305,27 @@ def test_dct_mask_and_worst_grid() -> None:
         assert out.shape == img.shape and torch.isfinite(out).all()
     assert isinstance(grid["jpeg/dct-mask 5x5"], DCTMask)
     assert next(e.key for e in get_grid("kim2021")) == "none" and len(get_grid("kim2021")) == 6  # unchanged
+
+
+@pytest.mark.parametrize("mode", ["probed", "float32"])
+def test_key_scores_float32_accuracy_in_either_matmul_mode(mode, monkeypatch) -> None:
+    # the bf16 fp32-math mode is used only where a probe shows float32 accuracy; either way the scores must
+    # match float64 to float32 round-off, chunked or not (a verifier's sign near 0 depends on it)
+    if mode == "float32":
+        monkeypatch.setattr(keys_mod, "_FAST_MATMUL", False)
+    g = torch.Generator().manual_seed(1)
+    k = torch.randn(300, 1, 16, 16, generator=g)
+    k = k / k.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    x = torch.rand(700, 1, 16, 16, generator=g) * 2 - 1
+    ref = x.flatten(1).double() @ k.flatten(1).double().T
+    bound = x.flatten(1).abs().double() @ k.flatten(1).abs().double().T
+    for chunk in (8192, 256):
+        got = key_scores(k, x, chunk=chunk)
+        assert got.dtype == torch.float32 and got.shape == (700, 300)
+        assert bool(((got.double() - ref).abs() <= 1e-6 * bound + 1e-7).all())
+    assert torch.backends.mkldnn.matmul.fp32_precision != "bf16"  # the global mode is restored
+
+
+def test_fast_matmul_probe_is_cached_and_boolean() -> None:
+    assert fast_matmul_ok() in (True, False)
+    assert keys_mod._FAST_MATMUL is fast_matmul_ok()
