@@ -1,11 +1,15 @@
 """`genattr demo`: the end-to-end tour on the shipped zoo: verify and sample every model, write grids, a
 class-histogram figure and a short markdown report; then attribute fresh zoo samples with the shipped
 Yu et al. 2019 attribution network and ask the shipped FLIPAD detector (Laszkiewicz et al. 2024) "was this
-made by fmnist-dcgan-s0?" (each step skipped, with a line saying so, when its model is not shipped)."""
+made by fmnist-dcgan-s0?"; key a user's model (Kim et al. 2021); issue a demo user a fingerprinted instance of the
+shipped Yu et al. 2022 model and decode its images; finally ask the one-call pipeline (``genattr.attribute``, from a
+throwaway registry of everything shipped) about a handful of images from every kind of source, and print the
+command that starts the service (each step skipped, with a line saying so, when its model is not shipped)."""
 
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -77,6 +81,8 @@ def run_demo(out: str | Path, *, n: int = 64, seed: int = 0, console: Console | 
     attribution = attribution_step(n=min(n, 16), seed=seed, console=console)
     single = flipad_step(n=min(n, 16), seed=seed, console=console)
     keys = keys_step(out, seed=seed, console=console)
+    fingerprint = fingerprint_step(out, seed=seed, console=console)
+    unified = unified_step(out, seed=seed, console=console, fingerprint=fingerprint)
 
     seconds = time.perf_counter() - t0
     ref = man.get("quality_reference", {}).get("real_train_vs_real_test")
@@ -112,11 +118,14 @@ def run_demo(out: str | Path, *, n: int = 64, seed: int = 0, console: Console | 
                   "sign(φᵀx) asked about 8-bit samples of that model and real test images:", "",
                   f"- user-000's samples attributed to user-000: {100 * keys['keyed_attributed']:.1f} %",
                   f"- real test images that fire no key: {100 * keys['real_unknown']:.1f} %", ""]
+    lines += fingerprint_report(fingerprint) + unified_report(unified)
     report = out / "report.md"
     report.write_text("\n".join(lines))
     (out / "report.json").write_text(json.dumps({"seconds": seconds, "n": n, "seed": seed, "models": rows,
-                                                 "attribution": attribution, "flipad": single, "keys": keys},
+                                                 "attribution": attribution, "flipad": single, "keys": keys,
+                                                 "fingerprint": fingerprint, "unified": unified},
                                                 indent=2))
+    console.print(f"start the service: [bold]{escape(serve_command(unified))}[/]", highlight=False, soft_wrap=True)
     return report
 
 
@@ -133,6 +142,137 @@ def keys_step(out: Path, *, seed: int, console: Console) -> dict | None:
 
         console.print(f"[yellow]keys step skipped:[/] {escape(str(exc))}", highlight=False)
         return None
+
+
+def fingerprint_step(out: Path, *, seed: int, console: Console, models_dir: str | Path | None = None,
+                     n: int = 16) -> dict | None:
+    """Issue a demo user a fingerprinted instance of the shipped Yu et al. 2022 model, registered in a copy of the
+    shipped index under ``out/fingerprint``, and decode its 8-bit samples and real test images; None (and one
+    line) when no fingerprint model is shipped."""
+    from genattr.errors import GenattrError
+    from genattr.evaluation.yu2022.demo import fingerprint_demo
+
+    try:
+        res = fingerprint_demo(out / "fingerprint", shipped=models_dir, n=n, n_real=n, seed=seed,
+                               log=lambda m: console.print(m, highlight=False, markup=False))
+    except GenattrError as exc:
+        console.print(f"[yellow]fingerprint step skipped:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return None
+    for note in res["notes"]:
+        console.print(f"[yellow]fingerprint step: skipping {escape(note)}[/]", highlight=False, soft_wrap=True)
+    d = res["bits"]
+    table = Table(title=escape(f"fingerprints: who made it? ({d} bits, {res['registered']} registered, accept "
+                               f"k ≥ {res['threshold_bits']} of {d})"))
+    for col in ("source", f"attributed to {res['user']}", "unknown", "another user", f"matched bits k of {d}",
+                "p-value"):
+        table.add_column(escape(col))
+    for r in res["summary"]:
+        table.add_row(escape(r["source"]), f"{r['attributed']}/{r['n']}", str(r["unknown"]), str(r["other"]),
+                      f"{r['matched_min']}–{r['matched_max']}", f"{r['p_min']:.2g}–{r['p_max']:.2g}")
+    console.print(table)
+    return res
+
+
+def fingerprint_report(res: dict | None) -> list[str]:
+    if res is None:
+        return []
+    d = res["bits"]
+    lines = ["## Fingerprinted instances (Yu et al. 2022)", "",
+             f"`{res['user']}` was issued a {d}-bit instance of the shipped `{res['variant']}` model "
+             f"({res['instance_ms']:.1f} ms) → `{res['instance']}`; its code was registered in a copy of the shipped "
+             f"index (`{res['index']}`, {res['registered']} users; the shipped index is unchanged). The decoder "
+             f"read 8-bit samples of the instance and real test images; the registry accepts k ≥ "
+             f"{res['threshold_bits']} matched bits of {d} (N · P(Bin({d}, ½) ≥ k) ≤ {res['alpha']:g}).", "",
+             f"| source | attributed to {res['user']} | unknown | another user | matched bits k of {d} | p-value |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['source']} | {r['attributed']}/{r['n']} | {r['unknown']} | {r['other']} | "
+              f"{r['matched_min']}–{r['matched_max']} | {r['p_min']:.2g}–{r['p_max']:.2g} |" for r in res["summary"]]
+    lines += [f"- skipped: {note}" for note in res["notes"]]
+    return [*lines, ""]
+
+
+def unified_step(out: Path, *, seed: int, console: Console, fingerprint: dict | None = None,
+                 per_source: int = 4) -> dict | None:
+    """The one-call answer (``genattr.attribute``'s pipeline, from a throwaway registry of everything shipped
+    under ``out/unified``) for ``per_source`` images of every kind of source; None (and one line) when it
+    cannot run."""
+    from genattr.errors import GenattrError
+    from genattr.unified.demo import unified_demo
+
+    try:
+        res = unified_demo(out / "unified", per_source=per_source, seed=seed, fingerprint=fingerprint)
+    except GenattrError as exc:
+        console.print(f"[yellow]unified step skipped:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return None
+    for note in res["notes"]:
+        console.print(f"[yellow]unified step: skipping {escape(note)}[/]", highlight=False, soft_wrap=True)
+    table = Table(title=f"genattr.attribute: one answer per image ({per_source} images per source)")
+    for col in ("source", "true answer", "genattr's answer", "confidence", "correct"):
+        table.add_column(col)
+    for r in res["rows"]:
+        table.add_row(escape(r["source"]), escape(r["expected"]), escape(_answers(r["answers"])), _confidence(r),
+                      f"{r['correct']}/{r['n']}")
+    console.print(table)
+    console.print(escape(unified_summary(res)), highlight=False, soft_wrap=True)
+    return res
+
+
+def _confidence(row: dict) -> str:
+    lo, hi = min(v["confidence"] for v in row["verdicts"]), max(v["confidence"] for v in row["verdicts"])
+    return f"{lo:.3f}" if f"{lo:.3f}" == f"{hi:.3f}" else f"{lo:.3f}–{hi:.3f}"
+
+
+def _answers(answers: dict[str, int]) -> str:
+    return ", ".join(a if k == 1 and len(answers) == 1 else f"{a} ×{k}" for a, k in answers.items())
+
+
+def unified_summary(res: dict) -> str:
+    k, n = res["correct"], res["total"]
+    uk, un = res["unregistered_unknown"]
+    cal = "calibrated (models/unified/calibration.json)" if res["calibrated"] else \
+        "uncalibrated: threshold-only confidences are bounds"
+    why = "" if res["calibrated"] or uk == un else (
+        " Without a calibration the classifiers judge by their softmax alone, which can accept an unseen generator "
+        "of a known architecture; the calibrated feature test rejects such images (docs/attribute.md; "
+        "`python benchmarks/attribute_accuracy.py --ship` writes models/unified/calibration.json).")
+    comps = _plural(len(res["components"]), "component")
+    return (f"{k}/{n} images answered correctly ({100 * k / max(n, 1):.0f} %); the unregistered generator came back "
+            f"unknown {uk}/{un}; {comps} ({cal}).{why} A handful of images illustrates, it does not measure: "
+            "benchmarks/attribute_accuracy.py measures (docs/results/attribute/).")
+
+
+def _plural(k: int, word: str) -> str:
+    return f"{k} {word}" if k == 1 else f"{k} {word}s"
+
+
+def unified_report(res: dict | None) -> list[str]:
+    if res is None:
+        return []
+    extra = " plus the fingerprint step's instance" if any(r["kind"] == "fingerprint-instance" for r in res["rows"]) \
+        else ""
+    lines = ["## One question, one answer: `genattr.attribute`", "",
+             f"The pipeline of `genattr attribute` and the service, loaded from a throwaway registry "
+             f"(`{res['registry']}`) holding everything shipped (`import_shipped`){extra}, asked about "
+             f"{res['per_source']} 8-bit images per source:", "",
+             "| source | kind | true answer | genattr's answer | confidence | correct | decided by |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in res["rows"]:
+        lines.append(f"| {r['source']} | {r['kind']} | {r['expected']} | {_answers(r['answers'])} | "
+                     f"{_confidence(r)} | {r['correct']}/{r['n']} | "
+                     f"{', '.join(f'{m} ×{c}' for m, c in r['decided_by'].items())} |")
+    lines += ["", unified_summary(res), ""]
+    lines += [f"- skipped: {note}" for note in res["notes"]]
+    lines += ["", f"Start the service on this registry: `{serve_command(res)}` (the web page at "
+              "http://127.0.0.1:8000/, API docs at /docs).", ""]
+    return lines
+
+
+def serve_command(unified: dict | None) -> str:
+    """The command that starts the service: on the demo's registry when the unified step built one, else on the
+    user's own registry (filled with the shipped models first)."""
+    if unified is None:
+        return "genattr registry import-shipped && genattr serve"
+    return f"genattr serve --db {shlex.quote(unified['url'])}"
 
 
 def attribution_step(*, n: int, seed: int, console: Console, models_dir: str | Path | None = None,
