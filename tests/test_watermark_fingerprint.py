@@ -238,6 +238,27 @@ def test_training_with_code_pool_and_immunisation(tmp_path) -> None:
         train_fingerprint(_tiny_cfg(code_pool=0), tmp_path / "x", images=images, progress=False)
 
 
+def test_init_from_a_finished_run_starts_from_its_weights(tmp_path) -> None:
+    images = torch.rand(16, 1, 32, 32) * 2 - 1
+    base = train_fingerprint(_tiny_cfg(epochs=1), tmp_path / "base", images=images, progress=False)
+    # zero learning rates: the immunised run must hold exactly the weights it started from
+    cfg = _tiny_cfg(epochs=1, init_from=str(tmp_path / "base"), lr=0.0, lr_fingerprint=0.0,
+                    perturb={"name": "blur", "kernel_size": 3})
+    res = train_fingerprint(cfg, tmp_path / "immune", images=images, progress=False)
+    for (k, a), b in zip(base.model.state_dict().items(), res.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=k)
+    fresh = train_fingerprint(_tiny_cfg(epochs=1, lr=0.0, lr_fingerprint=0.0, seed=5), tmp_path / "fresh",
+                              images=images, progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(base.model.state_dict().values(),
+                                                     fresh.model.state_dict().values(), strict=True))
+    with pytest.raises(DataError, match="no training checkpoint"):
+        train_fingerprint(_tiny_cfg(init_from=str(tmp_path / "nowhere")), tmp_path / "x", images=images,
+                          progress=False)
+    with pytest.raises(ConfigError, match="model config"):
+        train_fingerprint(_tiny_cfg(init_from=str(tmp_path / "base"), code_bits=16), tmp_path / "y", images=images,
+                          progress=False)
+
+
 def test_model_load_rejects_corruption(tmp_path) -> None:
     tiny_model().save(tmp_path / "m")
     (tmp_path / "m" / "config.json").write_text("{not json")

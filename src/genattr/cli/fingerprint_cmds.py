@@ -70,6 +70,9 @@ def train(
     warm_start: Annotated[str | None, typer.Option(help="Zoo DCGAN name or generator directory to start G from "
                                                         "(its BatchNorm is folded in); 'none' trains G from scratch.")
                                  ] = "fmnist-dcgan-s0",
+    init_from: Annotated[Path | None, typer.Option(help="A finished run directory to start from (E, G, F and D; "
+                                                        "replaces --warm-start), e.g. to immunise the trained "
+                                                        "model: --init-from runs/yu2022-64 --perturb ...")] = None,
     demodulate: Annotated[bool, typer.Option("--demod/--no-demod", help="StyleGAN2 demodulation.")] = True,
     perturb: Annotated[str | None, typer.Option(help="Immunisation: a perturbation config as JSON, applied "
                                                      "before the decoder, e.g. '{\"name\": \"blur\", "
@@ -102,7 +105,7 @@ def train(
     if epochs is None and not paper_size:
         epochs, steps_per_epoch = QUICK_EPOCHS, steps_per_epoch or QUICK_STEPS
     epochs = epochs if epochs is not None else PAPER_EPOCHS
-    ws = warm_start if warm_start and warm_start.lower() != "none" else None
+    ws = warm_start if warm_start and warm_start.lower() != "none" and init_from is None else None
     if ws and not Path(ws).is_dir():  # a zoo name
         from genattr import zoo
 
@@ -114,7 +117,8 @@ def train(
     cfg = FingerprintTrainConfig(code_bits=bits, epochs=epochs, warm_start=ws, demodulate=demodulate, perturb=pert,
                                  code_pool=code_pool, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
                                  ngf=ngf, ndf=ndf, limit=limit, seed=seed, threads=threads,
-                                 decoder_warmup_steps=decoder_warmup)
+                                 decoder_warmup_steps=decoder_warmup,
+                                 init_from=str(init_from.resolve()) if init_from is not None else None)
     fd_fn = None
     if fd:
         from genattr.evaluation.yu2022 import zoo_fd_fn

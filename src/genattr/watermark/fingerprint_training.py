@@ -66,6 +66,9 @@ class FingerprintTrainConfig:
     decoder_warmup_lr: float = 3e-3
     decoder_warmup_batch: int = 128
     warm_start: str | None = None  # a DCGAN generator directory (save_pretrained), e.g. zoo/fmnist-dcgan-s0
+    # a finished run directory (its checkpoint): start E, G, F *and* D from it, e.g. to immunise a trained model
+    # (fresh optimisers; the decoder warm-up, if any, then adapts F to the perturbation first)
+    init_from: str | None = None
     code_pool: int | None = None  # Table 2 ablation: draw training codes from a fixed pool of this size
     perturb: dict[str, Any] | None = None  # immunisation: perturbation config applied before F
     eval_codes: int = 1000  # fresh codes for the per-epoch bit accuracy
@@ -160,7 +163,19 @@ def _build(cfg: FingerprintTrainConfig, channels: int) -> tuple[FingerprintModel
         torch.manual_seed(cfg.seed)
         model = FingerprintModel(channels=channels, **cfg.model_config())
         D = make_discriminator(channels, cfg.ndf)
-    if cfg.warm_start:
+    if cfg.init_from:
+        src = Path(cfg.init_from)
+        ckpt = src / CHECKPOINT if src.is_dir() else src
+        if not ckpt.is_file():
+            raise DataError(f"init_from: no training checkpoint at {ckpt} (give a finished `fingerprint train` run "
+                            "directory)")
+        t, meta = read_checkpoint(ckpt)
+        theirs = {k: meta["config"].get(k) for k in cfg.model_config()}
+        if theirs != cfg.model_config():
+            raise ConfigError(f"init_from {src}: its model config {theirs} differs from this run's "
+                              f"{cfg.model_config()}")
+        restore_checkpoint(t, meta, modules={"M": model, "D": D}, optimizers={})
+    elif cfg.warm_start:
         from genattr.generators import Generator
 
         model.warm_start(Generator.from_pretrained(cfg.warm_start))
