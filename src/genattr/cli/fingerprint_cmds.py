@@ -339,6 +339,7 @@ def reproduce_yu2022_cmd(
     if not paper_size:
         cfg.n_codes, cfg.fd_n, cfg.robustness_n, cfg.attribution_n = 1000, 2000, 200, 50
         cfg.registry_size, cfg.n_real, cfg.distinct_codes, cfg.table2_steps = 100_000, 1000, 200, 200
+        cfg.baseline_train_per_source, cfg.baseline_epochs = 100, 4
     out_dir, _, _ = prepare_reproduce("yu2022", out=out, models=None, write_docs=write_docs, ship=False,
                                       paper_size=paper_size, only=only, set_=None)
     reproduce_yu2022(cfg, out_dir)

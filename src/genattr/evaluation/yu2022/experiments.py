@@ -8,7 +8,9 @@ Each experiment writes ``<out>/<name>.json``; ``<out>/README.md`` is rebuilt fro
 * ``robustness`` — Fig. 5: bit accuracy under blur, crop, noise, JPEG and their combination, for the model
   and each immunised variant found (``<models>/<variant>-immune-<attack>``).
 * ``attribution`` — Table 3: 1 / 10 / 100 instances, closed world (instances only) and open world (plus real
-  images that must come out unknown), with the fingerprint attributor.
+  images that must come out real / unknown), with the fingerprint attributor and, beside it, our Yu 2019
+  classifier trained on the instances (:mod:`genattr.evaluation.yu2022.baseline`); also images of unseen
+  instances (the paper's open world), which must not be attributed to a known one.
 * ``false_attribution`` — real test images decoded and matched against a registry of 10⁶ random codes:
   measured false-attribution rate at both rules, predicted N · P(Bin ≥ k), extrapolated to 10⁹ codes.
 * ``distinct`` — distinct codes decode distinctly: images of M random codes are matched among those M codes.
@@ -49,6 +51,9 @@ ROBUSTNESS_GRID: dict[str, list[tuple[str, dict[str, Any]]]] = {
         {"name": "jpeg", "quality": 80}]})],
 }
 PAPER = {"bit_accuracy": 0.991, "fid_fingerprinted": 11.50, "fid_plain": 9.37, "attribution": 1.0,
+         # Table 3, CelebA: #GANs → (classifier [Yu 2019], ours); the paper's open world tests *unseen* GANs
+         "table3": {"closed_world": {"1": (0.997, 1.0), "10": (0.998, 1.0), "100": (0.955, 1.0)},
+                    "open_world_unseen_gans": {"1": (0.893, 1.0), "10": (0.102, 1.0), "100": (None, 1.0)}},
          "table2": {10: (1.000, 0.512), 100: (1.000, 0.537), 1000: (1.000, 0.752), 10000: (0.990, 0.988),
                     "fresh": (0.991, 0.991)}}
 
@@ -64,6 +69,14 @@ class Yu2022Config:
     robustness_n: int = 2000
     attribution_sizes: tuple[int, ...] = (1, 10, 100)
     attribution_n: int = 200  # test images per source
+    attribution_unseen: int = 10  # instances never registered nor trained on (the paper's open world); 0: skip
+    # Table 3's Yu 2019 classifier baseline: its training is bounded by these (≈ 3 min for 100 instances on 2
+    # idle cores: 101 classes × 300 images × 8 epochs × 2 learning rates at ≈ 3000 images/s).
+    attribution_baseline: bool = True
+    baseline_train_per_source: int = 300
+    baseline_val_per_source: int = 50  # chooses the learning rate; never the test images
+    baseline_epochs: int = 8
+    baseline_lrs: tuple[float, ...] = (1e-3, 3e-3)
     registry_size: int = 1_000_000
     n_real: int = 10_000
     distinct_codes: int = 1000
@@ -97,6 +110,21 @@ def zoo_fd_fn(n: int = 2000, seed: int = 4321) -> Callable[[torch.Tensor], float
             return float(frechet_distance_from_stats(*feature_stats(clf.embed(images).double().numpy()), *ref))
 
     return fd
+
+
+ATTRIBUTION_DEFINITIONS = {
+    "closed_world": "test images of the N instances only; correct = attributed to its own instance (with N = 1 "
+                    "attribution is trivial: one candidate; what is left is whether the images are recognised at all "
+                    "— fingerprint: k at or over the threshold; classifier: not labelled real)",
+    "open_world": "the closed-world images plus attribution_n real Fashion-MNIST test images (as many as one "
+                  "instance contributes); a real image is correct when labelled real (classifier) or unknown "
+                  "(fingerprint: no registered code matches); accuracy over all these images",
+    "unseen_instances": "the paper's open world (test GAN sources unseen in training): images of instances neither "
+                        "registered nor trained on; attributed_to_known = share wrongly attributed to one of the N "
+                        "(lower is better); the classifier has no unknown output, so it can at best call them real",
+    "classifier_inputs": "the classifier is trained on 8-bit quantised instance images and real Fashion-MNIST train "
+                         "images, and tested on 8-bit copies of the fingerprint attributor's test images",
+}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -214,27 +242,64 @@ def exp_attribution(cfg: Yu2022Config, model: Any) -> dict[str, Any]:
     from genattr import UNKNOWN
     from genattr.attribution import create_attributor
     from genattr.data import load_fashion_mnist
+    from genattr.evaluation.yu2022 import baseline as bl
 
+    if cfg.attribution_baseline:
+        bl.check_baseline_config(cfg)
     real = load_fashion_mnist("test").to_model(32)[: cfg.attribution_n]
+    real_train_val = bl.real_train_val(cfg) if cfg.attribution_baseline else None
     out: dict[str, Any] = {}
     for n_inst in cfg.attribution_sizes:
         codes = _codes(n_inst, model.code_bits, "attribution", n_inst, cfg.seed)
         users = {f"instance-{i}": c.to(torch.uint8) for i, c in enumerate(codes)}
         att = create_attributor("yu2022-fingerprint", alpha=cfg.alpha).fit(users, decoder=model)
+        instances = {name: model.instance(c) for name, c in users.items()}
+        tests: dict[str, torch.Tensor] = {}
         correct, total = 0, 0
-        for i, (name, c) in enumerate(users.items()):
+        for i, (name, inst) in enumerate(instances.items()):
             g = torch.Generator().manual_seed(derive_seed("att", i, n_inst))
-            x = model.instance(c).sample(cfg.attribution_n, g)
+            x = inst.sample(cfg.attribution_n, g)
+            if cfg.attribution_baseline:
+                tests[name] = x
             labels = att.predict(x)
             correct += sum(lab == name for lab in labels)
             total += len(labels)
         real_ok = sum(lab == UNKNOWN for lab in att.predict(real))
-        out[str(n_inst)] = {"closed_world": correct / total,
-                            "open_world": (correct + real_ok) / (total + real.shape[0]),
-                            "real_rejected": real_ok / real.shape[0], "threshold_bits": att.threshold_bits(),
-                            "images_per_source": cfg.attribution_n}
-    return {"rule": "registry", "alpha": cfg.alpha, "results": out, "paper": PAPER["attribution"], "target": 0.99,
-            "baseline_classifier": "not run here (see docs/yu2022.md)"}
+        row: dict[str, Any] = {"closed_world": correct / total,
+                               "open_world": (correct + real_ok) / (total + real.shape[0]),
+                               "real_rejected": real_ok / real.shape[0], "threshold_bits": att.threshold_bits(),
+                               "images_per_source": cfg.attribution_n}
+        unseen = _unseen_instances(cfg, model, codes, n_inst)
+        if unseen:
+            labels = [lab for x in unseen.values() for lab in att.predict(x)]
+            row["unseen_instances"] = {"attributed_to_known": sum(lab in users for lab in labels) / len(labels),
+                                       "unknown": sum(lab == UNKNOWN for lab in labels) / len(labels),
+                                       "instances": len(unseen), "images": len(labels)}
+        if n_inst == 1:
+            row["note"] = "closed world with one instance is trivial: a single candidate, nothing to confuse"
+        if cfg.attribution_baseline:
+            row["classifier"] = bl.run_baseline(cfg, instances, tests, real, unseen, n_inst, real_train_val)
+        out[str(n_inst)] = row
+    return {"rule": "registry", "alpha": cfg.alpha, "results": out, "paper": PAPER["attribution"],
+            "paper_table3": PAPER["table3"], "target": 0.99, "definitions": ATTRIBUTION_DEFINITIONS,
+            "baseline_classifier": (f"{bl.METHOD} (Yu 2019) over {{real, instances}}; learning rate chosen on the "
+                                    "validation split" if cfg.attribution_baseline else
+                                    "not run (attribution_baseline = False)")}
+
+
+def _unseen_instances(cfg: Yu2022Config, model: Any, known: torch.Tensor, n_inst: int) -> dict[str, torch.Tensor]:
+    """Images of ``attribution_unseen`` instances whose codes are neither registered nor trained on."""
+    if cfg.attribution_unseen <= 0:
+        return {}
+    codes = _codes(cfg.attribution_unseen, model.code_bits, "attribution-unseen", n_inst, cfg.seed)
+    seen = {bytes(c.to(torch.uint8).tolist()) for c in known}
+    out = {}
+    for j, c in enumerate(codes):
+        if bytes(c.to(torch.uint8).tolist()) in seen:  # only possible with very short test codes
+            continue
+        g = torch.Generator().manual_seed(derive_seed("att-unseen", j, n_inst, cfg.seed))
+        out[f"unseen-{j}"] = model.instance(c.to(torch.uint8)).sample(cfg.attribution_n, g)
+    return out
 
 
 def exp_false_attribution(cfg: Yu2022Config, model: Any) -> dict[str, Any]:
@@ -338,6 +403,10 @@ def reproduce_yu2022(config: Yu2022Config | dict[str, Any] | None, out_dir: str 
     unknown = [e for e in cfg.experiments if e not in EXPERIMENTS]
     if unknown:
         raise ConfigError(f"unknown yu2022 experiments {unknown}; known: {', '.join(EXPERIMENTS)}")
+    if "attribution" in cfg.experiments and cfg.attribution_baseline:
+        from genattr.evaluation.yu2022.baseline import check_baseline_config
+
+        check_baseline_config(cfg)  # before hours of other experiments
     out = Path(out_dir)
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
@@ -358,6 +427,31 @@ def reproduce_yu2022(config: Yu2022Config | dict[str, Any] | None, out_dir: str 
     return results
 
 
+def attribution_table(data: dict[str, Any]) -> list[str]:
+    """Table 3 side by side: fingerprint attributor vs the Yu 2019 classifier, then the definitions."""
+    def f(v: Any) -> str:
+        return "—" if v is None else f"{v:.3f}"
+
+    paper = data.get("paper_table3", PAPER["table3"])
+    lines = ["| instances | closed world: fingerprint | closed world: classifier | open world: fingerprint | "
+             "open world: classifier | unseen instances attributed to a known one: fingerprint / classifier | "
+             "paper closed world: classifier / ours | paper open world (unseen GANs): classifier / ours |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for n, row in data.get("results", {}).items():
+        clf = row.get("classifier") or {}
+        unseen = (row.get("unseen_instances") or {}).get("attributed_to_known")
+        unseen_c = (clf.get("unseen_instances") or {}).get("attributed_to_known")
+        pc = paper.get("closed_world", {}).get(n) or (None, None)
+        po = paper.get("open_world_unseen_gans", {}).get(n) or (None, None)
+        lines.append(f"| {n} | {f(row.get('closed_world'))} | {f(clf.get('closed_world'))} | "
+                     f"{f(row.get('open_world'))} | {f(clf.get('open_world'))} | {f(unseen)} / {f(unseen_c)} | "
+                     f"{f(pc[0])} / {f(pc[1])} | {f(po[0])} / {f(po[1])} |")
+    lines.append("")
+    for key, text in data.get("definitions", {}).items():
+        lines.append(f"* **{key}**: {text}")
+    return [*lines, ""]
+
+
 def write_report(out: Path) -> Path:
     """``README.md`` from every ``<experiment>.json`` present (numbers only; measured, never asserted)."""
     lines = ["# Yu et al. (ICLR 2022) on Fashion-MNIST 32×32", "",
@@ -367,11 +461,16 @@ def write_report(out: Path) -> Path:
         if p.is_file():
             data = json.loads(p.read_text())
             data.pop("config", None)
-            lines += [f"## {name}", "", "```json", json.dumps(data, indent=1)[:4000], "```", ""]
+            lines += [f"## {name}", ""]
+            if name == "attribution":
+                lines += attribution_table(data)
+                data.pop("definitions", None)  # shown with the table; the dump below is cut at 4000 characters
+                data.pop("paper_table3", None)
+            lines += ["```json", json.dumps(data, indent=1)[:4000], "```", ""]
     path = out / "README.md"
     path.write_text("\n".join(lines))
     return path
 
 
-__all__ = ["COMMAND", "DEFAULT_EXPERIMENTS", "EXPERIMENTS", "ROBUSTNESS_GRID", "Yu2022Config", "matched_bits",
-           "reproduce_yu2022", "write_report", "zoo_fd_fn"]
+__all__ = ["ATTRIBUTION_DEFINITIONS", "COMMAND", "DEFAULT_EXPERIMENTS", "EXPERIMENTS", "ROBUSTNESS_GRID",
+           "Yu2022Config", "attribution_table", "matched_bits", "reproduce_yu2022", "write_report", "zoo_fd_fn"]
