@@ -150,7 +150,11 @@ def test_health_docs_and_page(client) -> None:
     api = client.get("/openapi.json").json()
     assert {"/v1/attribute", "/v1/models", "/v1/models/{model_id}", "/v1/schema", "/healthz"} <= set(api["paths"])
     assert "multipart/form-data" in api["paths"]["/v1/attribute"]["post"]["requestBody"]["content"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text
+    assert "cdn" not in docs.text.lower()  # Swagger UI is served from the wheel: works without internet
+    for asset in ("/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"):
+        assert client.get(asset).status_code == 200
     page = client.get("/")
     assert page.status_code == 200 and "Who made this image?" in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import anyio
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -122,7 +122,7 @@ def create_app(settings: ServiceSettings | None = None, *, pipeline: Any = None,
         yield
         state.close()
 
-    app = FastAPI(title="genattr", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="genattr", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Who made this image? Attribution of generated images to registered models. "
                               "Errors are `{\"error\": {\"code\", \"message\"}}`; see docs/service.md.")
     app.state.genattr = state
@@ -223,6 +223,18 @@ def create_app(settings: ServiceSettings | None = None, *, pipeline: Any = None,
         return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_CSP,
                                                              "X-Content-Type-Options": "nosniff"})
 
+    # Swagger UI from the swagger-ui-bundle wheel, not FastAPI's default CDN: the docs work offline
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from swagger_ui_bundle import swagger_ui_path
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title="genattr API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
+
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
