@@ -259,6 +259,26 @@ def test_init_from_a_finished_run_starts_from_its_weights(tmp_path) -> None:
                           progress=False)
 
 
+def test_best_validation_epoch_is_kept(tmp_path) -> None:
+    images = torch.rand(16, 1, 32, 32) * 2 - 1
+    res = train_fingerprint(_tiny_cfg(epochs=3, lr_fingerprint=0.05), tmp_path / "r", images=images, progress=False)
+    accs = [h["bit_accuracy"] for h in res.history]
+    best = max(range(3), key=lambda i: (accs[i], i))  # ties keep the later epoch
+    kept = FingerprintModel.load(tmp_path / "r" / "best")
+    extra = json.loads((tmp_path / "r" / "best" / "config.json").read_text())["extra"]
+    assert extra["kept_epoch"] == best + 1 and extra["kept_bit_accuracy"] == accs[best]
+    assert (tmp_path / "r" / "best.safetensors").is_file()
+    if best == 2:
+        for a, b in zip(kept.state_dict().values(), res.model.state_dict().values(), strict=True):
+            torch.testing.assert_close(a, b)
+    # the kept checkpoint is a valid --init-from source
+    again = train_fingerprint(_tiny_cfg(epochs=1, lr=0.0, lr_fingerprint=0.0,
+                                        init_from=str(tmp_path / "r" / "best.safetensors")),
+                              tmp_path / "i", images=images, progress=False)
+    for a, b in zip(kept.state_dict().values(), again.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+
+
 def test_model_load_rejects_corruption(tmp_path) -> None:
     tiny_model().save(tmp_path / "m")
     (tmp_path / "m" / "config.json").write_text("{not json")

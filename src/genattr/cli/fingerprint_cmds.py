@@ -161,7 +161,8 @@ def _plan_train(cfg: Any, out: Path, paper_size: bool) -> None:
 @fingerprint_app.command("ship")
 @clean_errors
 def ship_cmd(
-    run: Annotated[Path, typer.Option("--run", help="A training run directory (uses RUN/model) or a model dir.")],
+    run: Annotated[Path, typer.Option("--run", help="A training run directory (uses RUN/best, the best "
+                                      "validation epoch, else RUN/model) or a model dir.")],
     dest: Annotated[Path | None, typer.Option(help="Shipping directory (default: models/yu2022).")] = None,
     variant: Annotated[str, typer.Option(help="Name of the shipped variant.")] = DEFAULT_VARIANT,
     examples: Annotated[int, typer.Option(min=1, help="Example users registered in a new index.")] = 100,
@@ -171,7 +172,8 @@ def ship_cmd(
     """Ship a trained model: copy it to DEST/VARIANT, register example users, write the sha256 manifest."""
     from genattr.watermark.fingerprint_shipping import ship
 
-    src = run / "model" if (run / "model").is_dir() else run
+    # a run's best validation epoch (RUN/best) if it kept one, else its last (RUN/model), else a model dir
+    src = next((run / d for d in ("best", "model") if (run / d).is_dir()), run)
     man = ship(src, dest or shipped_dir(), variant=variant, n_examples=examples, force=force)
     if as_json:
         print(json.dumps({"variant": variant, "dest": str(dest or shipped_dir()),

@@ -75,6 +75,7 @@ def ship(model_dir: str | Path, dest: str | Path, *, variant: str = "fp64", n_ex
     man["variants"][variant] = {
         "bits": model.code_bits, "config": model.config, "file_sha256": _sha256(target / "model.safetensors"),
         "last_epoch": {k: history[-1].get(k) for k in ("epoch", "bit_accuracy", "word_accuracy", "fd")},
+        "kept_epoch": (meta.get("extra") or {}).get("kept_epoch", history[-1].get("epoch")),
         "rebuild": rebuild or f"genattr fingerprint train --bits {model.code_bits} --out runs/yu2022-{variant}",
     }
     idx_dir = dest / "index"
