@@ -62,6 +62,8 @@ class Kim2021Config:
     sim_angles: tuple[float, ...] = (90.0, 80.0, 70.0, 60.0, 45.0, 30.0)
     sim_angle_users: int = 20
     sim_n_per_user: int = 20
+    ship_users: int = 10  # users per shipped orthogonal / 45° set (the issue: ≥ 10; each model is 1.5 MB)
+    ship_robust_users: int = 1  # users per shipped robust-<post-process> set
     threads: int = 1
     cache: str = "runs/kim2021"  # trained users are kept here, so an interrupted run resumes
 

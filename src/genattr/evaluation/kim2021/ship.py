@@ -22,13 +22,16 @@ def ship(ctx: Context, models_dir: Path, command: str) -> Path:
     cfg = ctx.cfg
     sets: dict[str, tuple[KeySet, list[Any]]] = {}
     cap = ctx.keyset("capacity", cfg.n_capacity_keys)
-    n = cfg.n_users
+    # the first ship_users users of each set: their keys and their models
+    n = min(cfg.n_users, cfg.ship_users)
     sets["orthogonal"] = (KeySet(cap.keys[:n], cap.users[:n], {**cap.meta, "set": "orthogonal"}),
                           [ctx.user("capacity", i)[0] for i in range(n)])
     a45 = ctx.keyset("angle45", cfg.n_users_45, angle=45.0)
-    sets["angle45"] = (a45, [ctx.user("angle45", i)[0] for i in range(cfg.n_users_45)])
+    n45 = min(cfg.n_users_45, cfg.ship_users)
+    sets["angle45"] = (KeySet(a45.keys[:n45], a45.users[:n45], {**a45.meta}),
+                       [ctx.user("angle45", i)[0] for i in range(n45)])
     for p in ROBUST:
-        m = max(1, cfg.n_robust)
+        m = max(1, min(cfg.n_robust, cfg.ship_robust_users))
         sets[f"robust-{p}"] = (KeySet(cap.keys[:m], cap.users[:m], {**cap.meta, "set": f"robust-{p}", "robust": p}),
                                [ctx.user("capacity", i, robust=p)[0] for i in range(m)])
 
