@@ -22,18 +22,22 @@ def ship(ctx: Context, models_dir: Path, command: str) -> Path:
     cfg = ctx.cfg
     sets: dict[str, tuple[KeySet, list[Any]]] = {}
     cap = ctx.keyset("capacity", cfg.n_capacity_keys)
-    # the first ship_users users of each set: their keys and their models
-    n = min(cfg.n_users, cfg.ship_users)
-    sets["orthogonal"] = (KeySet(cap.keys[:n], cap.users[:n], {**cap.meta, "set": "orthogonal"}),
-                          [ctx.user("capacity", i)[0] for i in range(n)])
+    # every shipped user gets a key of its own, across sets (two registered users sharing a key could never be
+    # told apart): robust-<p> takes the j-th trained key (j < n_robust), orthogonal the ship_users keys after them
+    m = max(1, min(cfg.n_robust, cfg.ship_robust_users))
+    lo = min(len(ROBUST) * m, cfg.n_robust)
+    hi = min(cfg.n_users, lo + cfg.ship_users)
+    sets["orthogonal"] = (KeySet(cap.keys[lo:hi], cap.users[lo:hi], {**cap.meta, "set": "orthogonal"}),
+                          [ctx.user("capacity", i)[0] for i in range(lo, hi)])
     a45 = ctx.keyset("angle45", cfg.n_users_45, angle=45.0)
     n45 = min(cfg.n_users_45, cfg.ship_users)
     sets["angle45"] = (KeySet(a45.keys[:n45], a45.users[:n45], {**a45.meta}),
                        [ctx.user("angle45", i)[0] for i in range(n45)])
-    for p in ROBUST:
-        m = max(1, min(cfg.n_robust, cfg.ship_robust_users))
-        sets[f"robust-{p}"] = (KeySet(cap.keys[:m], cap.users[:m], {**cap.meta, "set": f"robust-{p}", "robust": p}),
-                               [ctx.user("capacity", i, robust=p)[0] for i in range(m)])
+    for j, p in enumerate(ROBUST):
+        idx = [(j * m + i) % cfg.n_robust for i in range(m)]
+        sets[f"robust-{p}"] = (KeySet(cap.keys[idx], tuple(cap.users[i] for i in idx),
+                                      {**cap.meta, "set": f"robust-{p}", "robust": p}),
+                               [ctx.user("capacity", i, robust=p)[0] for i in idx])
 
     def write(tmp: Path) -> None:
         from genattr.watermark.keys import _write_keyset
