@@ -146,3 +146,6 @@ def local_ray():
     finally:
         if started:
             ray.shutdown()
+
+
+from tests.fingerprint_helpers import ideal_decoder  # noqa: E402, F401  (a shared fixture)
