@@ -46,7 +46,7 @@ def bench_scoring(n_keys: int, n_images: int, repeats: int) -> dict[str, float]:
         best_mm = min(best_mm, time.perf_counter() - t0)
     assert s.shape == (n_images, n_keys)
     flops = 2.0 * n_keys * n_images * keys[0].numel()
-    from genattr.watermark.keys import fast_matmul_ok
+    from genattr.watermark.matmul import fast_matmul_ok
 
     err = float((s[:256].double() - x[:256].flatten(1).double() @ keys.flatten(1).double().T).abs().max())
     return {"n_keys": n_keys, "n_images": n_images, "seconds_attributor": best_att, "seconds_matmul": best_mm,

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-import genattr.watermark.keys as keys_mod
+import genattr.watermark.matmul as matmul_mod
 from genattr.errors import ConfigError, DataError
 from genattr.generators import Generator, create_generator
 from genattr.perturbations import get_grid
@@ -20,7 +20,6 @@ from genattr.watermark.keys import (
     check_compliance,
     check_keys,
     compliance_report,
-    fast_matmul_ok,
     generate_keys,
     key_scores,
     load_keys,
@@ -46,6 +45,7 @@ from genattr.watermark.kim_training import (
     sample_eval,
     save_user_model,
 )
+from genattr.watermark.matmul import fast_matmul_ok
 
 FAST = KeyGenConfig(steps=40, pool=256, block=8, mine_every=15, mine_k=64, lr=0.1)
 
@@ -312,7 +312,7 @@ def test_key_scores_float32_accuracy_in_either_matmul_mode(mode, monkeypatch) ->
     # the bf16 fp32-math mode is used only where a probe shows float32 accuracy; either way the scores must
     # match float64 to float32 round-off, chunked or not (a verifier's sign near 0 depends on it)
     if mode == "float32":
-        monkeypatch.setattr(keys_mod, "_FAST_MATMUL", False)
+        monkeypatch.setattr(matmul_mod, "_FAST_MATMUL", False)
     g = torch.Generator().manual_seed(1)
     k = torch.randn(300, 1, 16, 16, generator=g)
     k = k / k.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
@@ -328,4 +328,4 @@ def test_key_scores_float32_accuracy_in_either_matmul_mode(mode, monkeypatch) ->
 
 def test_fast_matmul_probe_is_cached_and_boolean() -> None:
     assert fast_matmul_ok() in (True, False)
-    assert keys_mod._FAST_MATMUL is fast_matmul_ok()
+    assert matmul_mod._FAST_MATMUL is fast_matmul_ok()

@@ -38,8 +38,8 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from typing import Any
 import torch
 
 from genattr.errors import ConfigError, DataError
+from genattr.watermark.matmul import fast_matmul_ok, fp32_math_on_bf16_units
 
 KEYS_FILE = "keys.safetensors"
 META_FILE = "keys.json"
@@ -160,43 +161,6 @@ def max_abs_cosine(keys: torch.Tensor) -> float:
 # --------------------------------------------------------------------------------------------------------
 # Compliance
 # --------------------------------------------------------------------------------------------------------
-# oneDNN's "bf16" fp32-math mode runs float32 products on the bf16 dot-product units (avx512_bf16): 1.9× faster
-# here (10⁴ × 10⁴ keys, 2 cores: 0.69 s vs 1.29 s) at float32 accuracy on this CPU (it splits each float32 into
-# bf16 parts). Other CPUs may round to a single bf16 (error 2⁻⁸: enough to flip a verifier's sign), so the mode
-# is used only after a probe product matches float64 to float32 accuracy; otherwise plain float32.
-_FAST_MATMUL: bool | None = None
-_FAST_MATMUL_REL_TOL = 1e-6  # max |error| / (|x|ᵀ|φ|) accepted (float32 alone: ~1e-7)
-
-
-@contextmanager
-def _bf16_fp32_math() -> Iterator[None]:
-    knob = torch.backends.mkldnn.matmul
-    old = knob.fp32_precision
-    knob.fp32_precision = "bf16"
-    try:
-        yield
-    finally:
-        knob.fp32_precision = old
-
-
-def fast_matmul_ok() -> bool:
-    """Whether the bf16 fp32-math mode keeps float32 accuracy on this machine (probed once per process)."""
-    global _FAST_MATMUL
-    if _FAST_MATMUL is None:
-        g = torch.Generator().manual_seed(0)
-        a, b = torch.rand(256, 1024, generator=g) * 2 - 1, torch.randn(1024, 256, generator=g)
-        ref = a.double() @ b.double()
-        try:
-            with _bf16_fp32_math():
-                got = a @ b
-        except (AttributeError, RuntimeError):
-            _FAST_MATMUL = False
-        else:
-            err = ((got.double() - ref).abs() / (a.abs().double() @ b.abs().double())).max()
-            _FAST_MATMUL = bool(err <= _FAST_MATMUL_REL_TOL)
-    return _FAST_MATMUL
-
-
 def key_scores(keys: torch.Tensor, x: torch.Tensor, *, chunk: int = 8192) -> torch.Tensor:
     """φ_iᵀx for every image and key: (n, N) float32, one matrix product per chunk of images (float32 accuracy;
     on the bf16 units when :func:`fast_matmul_ok`)."""
@@ -205,7 +169,7 @@ def key_scores(keys: torch.Tensor, x: torch.Tensor, *, chunk: int = 8192) -> tor
     if flat.shape[1] != k.shape[1]:
         raise DataError(f"images have {flat.shape[1]} values each, keys {k.shape[1]}")
     kt = k.T.contiguous()
-    ctx = _bf16_fp32_math() if flat.shape[0] * k.shape[0] >= 1 << 16 and fast_matmul_ok() else nullcontext()
+    ctx = fp32_math_on_bf16_units() if flat.shape[0] * k.shape[0] >= 1 << 16 and fast_matmul_ok() else nullcontext()
     out = torch.empty(flat.shape[0], k.shape[0], dtype=torch.float32)
     with ctx:
         for i in range(0, flat.shape[0], chunk):  # rows of `out` are contiguous: no concatenation copy
