@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from genattr.attribution.baselines import NearestMean
+from genattr.errors import ConfigError
 from genattr.unified import METHODS, Calibration, Pipeline, Policy, Verdict
 from genattr.unified.conformal import PValue
 from genattr.unified.findings import Finding
 from genattr.unified.policy import Decision, break_tie, decide
 from genattr.unified.verdict import Evidence
+from genattr.watermark.keys import KeySet
 from tests.unified.helpers import RowDecoder, classifier, detector, fingerprint_index, keyset, make_images, validation
 
 POLICY = Policy(alpha=0.02, alpha_detect=0.05)
@@ -63,6 +65,35 @@ def test_two_keys_fire_then_ambiguous(pipe: Pipeline) -> None:
     for v in answers(pipe, "alice+bob"):
         assert v.answer == "ambiguous" and v.decided_by == "kim-keys"
         assert sorted(f["user"] for f in v.evidence_of("kim-keys")[0].details["fired"]) == ["alice", "bob"]
+
+
+def test_two_keys_fire_then_the_several_keys_rule() -> None:
+    """Policy.several_keys: "unknown" (Kim et al.'s Eq. 2) decides unknown; "defer" leaves the image to the
+    passive methods, which then answer (here the classifier: the images are real ones with two keys added)."""
+    parts = {"classifiers": {"clf": classifier()}, "keys": {"keys": keyset()}}
+    for rule in ("unknown", "defer"):
+        p = Pipeline.from_parts(**parts, policy=Policy(alpha=0.02, alpha_detect=0.05, several_keys=rule))
+        p.calibrate(validation())
+        for v in p.attribute(make_images("alice+bob", 4, 503)):
+            (ev,) = v.evidence_of("kim-keys")
+            assert ev.details["n_fired"] == 2 and ev.verdict == "ambiguous"  # the key set's own view
+            (clf,) = v.evidence_of("classifier")
+            if rule == "unknown":
+                assert v.answer == "unknown" and v.decided_by == "kim-keys" and clf.verdict is None
+                assert "2 keys fired" in v.notes[0]
+            else:
+                assert v.decided_by == "classifier" and clf.verdict is not None and v.answer == clf.verdict
+    # one key in each of two key sets is "several keys" too (Eq. 2 counts over all registered keys)
+    ks = keyset()
+    alice, bob = (KeySet(ks.keys[j:j + 1], (u,), {"compliance": {u: ks.meta["compliance"][u]}})
+                  for j, u in enumerate(ks.users))
+    for rule, want in (("ambiguous", "ambiguous"), ("unknown", "unknown")):
+        p = Pipeline.from_parts(keys={"set-a": alice, "set-b": bob}, policy=Policy(several_keys=rule))
+        for v in p.attribute(make_images("alice+bob", 3, 504)):
+            assert [e.details["n_fired"] for e in v.evidence_of("kim-keys")] == [1, 1]
+            assert v.answer == want and v.decided_by == "kim-keys", (rule, v.answer)
+    with pytest.raises(ConfigError, match="several_keys"):
+        Policy(several_keys="first")
 
 
 def test_detector_rejects_the_classifiers_pick_then_unknown(pipe: Pipeline) -> None:
@@ -215,8 +246,6 @@ def test_reconstruction_breaks_only_ambiguous_ties() -> None:
 
 
 def test_policy_settings_are_checked() -> None:
-    from genattr.errors import ConfigError
-
     with pytest.raises(ConfigError):
         Policy(alpha=0)
     with pytest.raises(ConfigError):

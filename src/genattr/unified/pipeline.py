@@ -29,7 +29,7 @@ from genattr.unified.active import (
 from genattr.unified.conformal import FEATURES, Calibration
 from genattr.unified.findings import Finding
 from genattr.unified.passive import ClassifierComponent, DetectorComponent, Reconstructor
-from genattr.unified.policy import Policy, break_tie, combine, decide
+from genattr.unified.policy import Policy, break_tie, combine, decide, decisive
 from genattr.unified.verdict import METHODS, REAL, SCHEMA_VERSION, Verdict, json_clean, skipped
 
 DEFAULT_SHAPE = (1, 32, 32)
@@ -232,7 +232,7 @@ class Pipeline:
                 for i, f in zip(open_, fn(c, open_), strict=True):
                     per[i].append(f)
             for i in list(open_):
-                if any(f.strong for f in per[i] if f.evidence.method == method):
+                if decisive(method, [f for f in per[i] if f.evidence.method == method], p) is not None:
                     decided_by[i] = method
                     open_.remove(i)
 

@@ -5,7 +5,10 @@ The rules, in order (docs/attribute.md has the prose and the reasons):
 1. **log** — an exact pixel-hash hit with a verified inclusion proof, logged by a registered model → that model,
    confidence 1.
 2. **kim-keys** — exactly one key fires and its p-value (H0: not that user) ≤ ``alpha_detect`` → that user;
-   several keys fire → ``ambiguous``.
+   several keys fire, in one key set or across sets → ``several_keys``: ``ambiguous`` (several users claim it),
+   ``unknown`` (Kim et al.'s Eq. 2: not attributable) or ``defer`` (the keys are inconclusive — e.g. an
+   unregistered model's images, off the manifold the keys were checked on, fire keys at random — and rules 3–4
+   decide).
 3. **yu2022** — the decoded code matches a registered code with N · P(Bin(d_c, ½) ≥ k) ≤ ``alpha_detect`` → that user.
    (Two decisive findings that disagree — two logs, two key sets — → ``ambiguous``.)
 4. **classifier + flipad** — conformal prediction set: candidate c (a model or ``real``) stays in the set when its
@@ -34,6 +37,7 @@ from genattr.unified.findings import Finding
 from genattr.unified.verdict import AMBIGUOUS, REAL, UNKNOWN
 
 DECISIVE = ("log", "kim-keys", "yu2022")
+SEVERAL_KEYS = ("ambiguous", "unknown", "defer")
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,12 @@ class Policy:
     deep_top: int = 3  # shortlist size for seed reconstruction
     deep_restarts: int = 3
     deep_steps: int = 200
+    several_keys: str = "ambiguous"  # several keys fired: one of SEVERAL_KEYS (rule 2)
 
     def __post_init__(self) -> None:
+        if self.several_keys not in SEVERAL_KEYS:
+            raise ConfigError(f"policy several_keys must be one of {', '.join(SEVERAL_KEYS)}, "
+                              f"got {self.several_keys!r}")
         for k in ("alpha", "alpha_detect"):
             v = getattr(self, k)
             if not isinstance(v, int | float) or not 0 < float(v) < 1:
@@ -111,17 +119,43 @@ def decide(findings: Sequence[Finding], policy: Policy, registered: Callable[[st
     for f in findings:
         by.setdefault(f.evidence.method, []).append(f)
     for method in DECISIVE:
-        strong = [f for f in by.get(method, []) if f.strong]
-        if not strong:
-            continue
-        answers = sorted({f.answer for f in strong if f.answer is not None})
-        if len(answers) > 1:
-            conf = min(_conf(f.p) for f in strong)
-            return Decision(AMBIGUOUS, conf, method, tuple(answers), ("decisive findings disagree",))
-        f = strong[0]
-        conf = 1.0 if method == "log" else _conf(f.p)
-        return Decision(f.answer or UNKNOWN, conf, method)
+        d = decisive(method, by.get(method, []), policy)
+        if d is not None:
+            return d
     return _passive(by.get("classifier", []) + by.get("flipad", []), policy, registered, architecture)
+
+
+def _fired(findings: Sequence[Finding]) -> list[str]:
+    """The users (models) whose keys fired, over every key set that judged the image."""
+    return sorted({str(k.get("model") or k.get("user")) for f in findings
+                   for k in (f.evidence.details.get("fired") or []) if isinstance(k, dict)})
+
+
+def decisive(method: str, findings: Sequence[Finding], policy: Policy) -> Decision | None:
+    """Rules 1–3 for one method's findings on one image: the decision, or None when the method leaves the image
+    to the later ones. Kim et al.'s Eq. 2 counts positive keys over *all* registered keys, so several keys that
+    fired in different key sets are "several keys" too (``policy.several_keys``)."""
+    if method == "kim-keys":
+        fired = _fired(findings)
+        if len(fired) > 1:
+            if policy.several_keys == "defer":
+                return None
+            strong = [f for f in findings if f.strong] or list(findings)
+            if policy.several_keys == "unknown":
+                return Decision(UNKNOWN, 0.0, method, (), (f"{len(fired)} keys fired ({', '.join(fired)}): not "
+                                                          "attributable (Kim et al. Eq. 2 needs exactly one)",))
+            return Decision(AMBIGUOUS, min(_conf(f.p) for f in strong), method, tuple(fired),
+                            (f"{len(fired)} keys fired: several users claim the image",))
+    strong = [f for f in findings if f.strong]
+    if not strong:
+        return None
+    answers = sorted({f.answer for f in strong if f.answer is not None})
+    if len(answers) > 1:
+        conf = min(_conf(f.p) for f in strong)
+        return Decision(AMBIGUOUS, conf, method, tuple(answers), ("decisive findings disagree",))
+    f = strong[0]
+    conf = 1.0 if method == "log" else _conf(f.p)
+    return Decision(f.answer or UNKNOWN, conf, method)
 
 
 def _architecture_tiebreak(accepted: list[str], findings: Sequence[Finding], alpha: float,
@@ -192,4 +226,4 @@ def break_tie(decision: Decision, deep: Finding | None) -> Decision:
                                       "reconstruction decided"))
 
 
-__all__ = ["DECISIVE", "Decision", "Policy", "break_tie", "combine", "decide"]
+__all__ = ["DECISIVE", "SEVERAL_KEYS", "Decision", "Policy", "break_tie", "combine", "decide", "decisive"]
