@@ -55,6 +55,7 @@ from genattr.evaluation.zhang2020.config import (
 from genattr.evaluation.zhang2020.data import Context
 from genattr.evaluation.zhang2020.experiments import (
     exp_controls,
+    exp_distance_selection,
     exp_open_set,
     exp_shortlist,
     exp_three_arch,
@@ -65,7 +66,7 @@ from genattr.evaluation.zhang2020.report import write_report
 from genattr.evaluation.zhang2020.robustness import exp_adversarial, exp_perturbations, exp_seed_recovery, exp_transfer
 
 RUNNERS: dict[str, Callable[[Context], dict[str, Any]]] = {
-    "open_set": exp_open_set, "shortlist": exp_shortlist,
+    "distance_selection": exp_distance_selection, "open_set": exp_open_set, "shortlist": exp_shortlist,
     "two_arch": exp_two_arch, "three_arch": exp_three_arch, "perturbations": exp_perturbations,
     "seed_recovery": exp_seed_recovery, "adversarial": exp_adversarial, "transfer": exp_transfer,
     "controls": exp_controls,

@@ -8,10 +8,11 @@ from typing import Any
 
 from genattr.errors import ConfigError
 
-__all__ = ["COMMAND", "EXPERIMENTS", "PAPER", "TARGETS", "Zhang2020Config", "estimate_latent_steps", "quick_config"]
+__all__ = ["COMMAND", "DISTANCES", "EXPERIMENTS", "PAPER", "TARGETS", "Zhang2020Config", "estimate_latent_steps",
+           "quick_config"]
 
-EXPERIMENTS = ("two_arch", "three_arch", "open_set", "shortlist", "perturbations", "seed_recovery", "adversarial",
-               "transfer", "controls")
+EXPERIMENTS = ("distance_selection", "two_arch", "three_arch", "open_set", "shortlist", "perturbations",
+               "seed_recovery", "adversarial", "transfer", "controls")
 COMMAND = "genattr reproduce zhang2020"
 
 PAPER: dict[str, Any] = {
@@ -24,6 +25,7 @@ PAPER: dict[str, Any] = {
     "seed_recovery": {"reconstructed": 1.99, "independent": 13.00, "recovered_from_true_plus_noise": 0},
 }
 TARGETS = {"two_arch": 0.97, "three_arch": 0.97}
+DISTANCES = ("pixel", "feature")
 
 
 @dataclass
@@ -55,6 +57,12 @@ class Zhang2020Config:
     restarts: int = 3  # headline restarts (three architectures, adversarial, controls)
     max_restarts: int = 10  # Fig. 5 curve / Table I second column
     three_arch_pixel: bool = True
+    # The distance of the experiments built on the three architectures (open set, shortlist, Table I, adversarial,
+    # transfer, controls). The paper's is feature ℓ2 (Inception Mixed_5d); ours stands in with the zoo classifier,
+    # so `distance_selection` measures both on a validation stream of n_select images per model (never the test
+    # images) and the run states which one was set.
+    distance: str = "feature"
+    n_select: int = 20
     noise_std: float = 0.2  # "N(0, 0.01)" read as variance 0.01 on [0, 1] → σ 0.1 on [0, 1] = 0.2 in [-1, 1]
     jpeg_qualities: tuple[int, ...] = (50, 70, 90, 100)
     fgsm_eps: tuple[float, ...] = (0.01, 0.03, 0.0588, 0.1)  # [0, 1] units
@@ -82,13 +90,15 @@ class Zhang2020Config:
         bad = [e for e in new.experiments if e not in EXPERIMENTS]
         if bad:
             raise ConfigError(f"unknown experiments {bad}; known: {', '.join(EXPERIMENTS)}")
+        if new.distance not in DISTANCES:
+            raise ConfigError(f"zhang2020 setting distance must be one of {', '.join(DISTANCES)}, got {new.distance!r}")
         return new
 
 
 def quick_config(**overrides: Any) -> Zhang2020Config:
     """Seconds-long smoke test (numbers are meaningless)."""
     base = dict(n_two_arch=2, n_three_arch=2, n_perturb=2, n_seed_recovery=2, n_adv=2, n_transfer=2, n_controls=2,
-                n_open_set=3, n_shortlist=2, shortlist_ks=(1,),
+                n_open_set=3, n_shortlist=2, shortlist_ks=(1,), n_select=2,
                 steps=3, max_restarts=3, restarts=2, fgsm_eps=(0.05,), seed_eps=(0.5,), l2_eps=(1.0,), cw_c=(10.0,),
                 cw_steps=3, pgd_steps=2, substitute_n=16, substitute_epochs=1, transfer_cw_c=(1.0,),
                 jpeg_qualities=(50,), figures=True, threads=1)
@@ -108,6 +118,7 @@ def estimate_latent_steps(cfg: Zhang2020Config, n_zoo_models: int = 8) -> dict[s
     transfer_settings = 1 + len(cfg.fgsm_eps) + len(cfg.transfer_cw_c) + len(cfg.l2_eps)
     ks_sum = sum(k for k in {*cfg.shortlist_ks, ks} if k <= ks)
     est = {
+        "distance_selection": cfg.n_select * k3 * k3 * r * st * len(DISTANCES),
         "two_arch": cfg.n_two_arch * k2 * k2 * cfg.restarts_two_arch * st,
         "three_arch": cfg.n_three_arch * k3 * k3 * (rmax + (r if cfg.three_arch_pixel else 0)) * st,
         "open_set": (2 * cfg.n_open_set * k3 + cfg.n_open_set * (1 + max(1, len(cfg.open_set_unseen)))) * k3 * r * st,

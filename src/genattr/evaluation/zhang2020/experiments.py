@@ -11,13 +11,13 @@ import numpy as np
 import torch
 
 from genattr.errors import ConfigError, GenattrError
-from genattr.evaluation.zhang2020.config import PAPER, TARGETS
+from genattr.evaluation.zhang2020.config import DISTANCES, PAPER, TARGETS
 from genattr.evaluation.zhang2020.data import Context, resolve_models, zoo_models_by_arch
 from genattr.evaluation.zhang2020.plots import line_plot, reconstruction_figure
 from genattr.sampling import derive_seed
 
-__all__ = ["acc_at", "closed_set_summary", "confusion", "exp_controls", "exp_open_set", "exp_shortlist",
-           "exp_three_arch", "exp_two_arch"]
+__all__ = ["acc_at", "closed_set_summary", "confusion", "exp_controls", "exp_distance_selection", "exp_open_set",
+           "exp_shortlist", "exp_three_arch", "exp_two_arch"]
 
 
 def acc_at(restart_distances: torch.Tensor, y: torch.Tensor, r: int) -> float:
@@ -44,6 +44,24 @@ def closed_set_summary(res: Any, y: torch.Tensor, names: Sequence[str], restarts
             "mean_distance_own": float(res.extras["distances"][torch.arange(len(y)), y].mean()),
             "mean_distance_other": float(res.extras["distances"][
                 torch.nn.functional.one_hot(y, len(names)) == 0].mean()) if len(names) > 1 else math.nan}
+
+
+def exp_distance_selection(ctx: Context) -> dict[str, Any]:
+    """Pixel vs feature ℓ2 on the three architectures, on a validation stream (own seeds, never the test images):
+    the evidence for the ``distance`` setting the later experiments use."""
+    cfg = ctx.cfg
+    names = resolve_models(cfg.three_arch_models, cfg.three_arch_archs)
+    x, _, y = ctx.dataset(names, cfg.n_select, "distance_selection")
+    acc: dict[str, float] = {}
+    per: dict[str, dict[str, float]] = {}
+    for d in DISTANCES:
+        res = ctx.attribute(ctx.attributor(names, distance=d, restarts=cfg.restarts), x, f"validation, {d} ℓ2")
+        summ = closed_set_summary(res, y, names, cfg.restarts)
+        acc[d], per[d] = summ["accuracy"], summ["per_model_accuracy"]
+    best = max(DISTANCES, key=lambda d: (acc[d], d == "feature"))  # ties → the paper's feature distance
+    return {"models": names, "n": int(y.numel()), "split": "validation (own seed stream)", "restarts": cfg.restarts,
+            "accuracy": acc, "per_model_accuracy": per, "best": best, "distance": cfg.distance,
+            "follows_validation": cfg.distance == best}
 
 
 def exp_two_arch(ctx: Context) -> dict[str, Any]:
@@ -79,7 +97,7 @@ def exp_three_arch(ctx: Context) -> dict[str, Any]:
     d3 = rd[..., :cfg.restarts].amin(-1)
     pred3 = d3.argmin(1)
     s: dict[str, Any] = {
-        "models": names, "n": int(y.numel()), "distance": "feature", "restarts": cfg.restarts,
+        "models": names, "n": int(y.numel()), "distance": cfg.distance, "restarts": cfg.restarts,
         "accuracy": acc_at(rd, y, cfg.restarts),
         "per_model_accuracy": {n: float((pred3[y == j] == j).float().mean()) for j, n in enumerate(names)},
         "confusion": confusion(pred3, y, len(names)), "accuracy_by_restarts": full["accuracy_by_restarts"],
@@ -105,9 +123,9 @@ def exp_controls(ctx: Context) -> dict[str, Any]:
     if len(names) < 2:
         raise ConfigError(f"negative controls need two or more models of architecture {cfg.control_arch}")
     x, _, y = ctx.dataset(names, cfg.n_controls, "controls")
-    att = ctx.attributor(names, distance="feature", restarts=cfg.restarts)
+    att = ctx.attributor(names, distance=cfg.distance, restarts=cfg.restarts)
     res = ctx.attribute(att, x, "negative controls (same architecture)")
-    s = closed_set_summary(res, y, names, cfg.restarts) | {"distance": "feature", "chance": 1 / len(names)}
+    s = closed_set_summary(res, y, names, cfg.restarts) | {"distance": cfg.distance, "chance": 1 / len(names)}
     if cfg.figures:
         _figure_samples(ctx, "controls", x, y, res, names, per_model=1)
     return s
@@ -119,7 +137,7 @@ def exp_open_set(ctx: Context) -> dict[str, Any]:
     names = resolve_models(cfg.three_arch_models, cfg.three_arch_archs)
     unseen = list(cfg.open_set_unseen) or resolve_models((), ("ebgan",))
     n = cfg.n_open_set
-    att = ctx.attributor(names, distance="feature", restarts=cfg.restarts)
+    att = ctx.attributor(names, distance=cfg.distance, restarts=cfg.restarts)
     cal = {name: ctx.samples(name, n, "open-set-calibration")[0] for name in names}
     t0 = time.perf_counter()
     att.calibrate(cal, target_fnr=cfg.open_set_fnr)
@@ -145,7 +163,7 @@ def exp_open_set(ctx: Context) -> dict[str, Any]:
     for label, xo in others.items():
         p = att.predict(xo)
         rows[label] = {"n": len(p), "rejected": float(np.mean([v == "UNKNOWN" for v in p]))}
-    return {"models": names, "distance": "feature", "restarts": cfg.restarts, "target_fnr": cfg.open_set_fnr,
+    return {"models": names, "distance": cfg.distance, "restarts": cfg.restarts, "target_fnr": cfg.open_set_fnr,
             "thresholds": att.thresholds_.tolist(), "rows": rows, "label": "our extension (the paper is closed-set)"}
 
 
@@ -163,7 +181,7 @@ def exp_shortlist(ctx: Context) -> dict[str, Any]:
     cheap_acc = float((cheap.decision_function(x).argmax(1) == y).float().mean())
     rows = []
     for k in sorted({*cfg.shortlist_ks, len(names)}):
-        att = ctx.attributor(names, distance="feature", restarts=cfg.restarts)
+        att = ctx.attributor(names, distance=cfg.distance, restarts=cfg.restarts)
         if k < len(names):
             att.set_params(shortlist_k=k)
             att.set_shortlist(cheap)
@@ -174,6 +192,6 @@ def exp_shortlist(ctx: Context) -> dict[str, Any]:
         rows.append({"k": k, "accuracy": float((s.argmax(1) == y).float().mean()),
                      "reconstructions": int(torch.isfinite(s).sum()), "seconds": round(secs, 1),
                      "top_k_recall": float(torch.isfinite(s)[torch.arange(len(y)), y].float().mean())})
-    return {"models": names, "n": int(y.numel()), "distance": "feature", "restarts": cfg.restarts,
+    return {"models": names, "n": int(y.numel()), "distance": cfg.distance, "restarts": cfg.restarts,
             "cheap": "gan-fingerprint-classifier", "cheap_accuracy": cheap_acc,
             "cheap_train_seconds": round(train_s, 1), "rows": rows}

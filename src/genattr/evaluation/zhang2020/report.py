@@ -44,6 +44,15 @@ def write_report(out: str | Path, *, command: str = COMMAND) -> Path:
                      f"{b['n_images']}×{b['restarts']}×{b['steps']}) | ≥ 9×, ±1e-4 | "
                      f"{'yes' if b['speedup_ok'] and b['distance_ok'] else 'NO'} |")
     lines.append("")
+    if "distance_selection" in s:
+        t = s["distance_selection"]
+        acc = ", ".join(f"{d} ℓ2 {_pct(a)}" for d, a in t["accuracy"].items())
+        lines += ["## Distance, chosen on validation", "",
+                  f"Models {', '.join(t['models'])}, {t['n']} validation images (own seed stream, never the test "
+                  f"images), {t['restarts']} restarts: {acc}. Best: **{t['best']} ℓ2**; the run set `distance="
+                  f"{t['distance']}`" + ("" if t["follows_validation"] else " (NOT the validation choice)") +
+                  " for the experiments built on the three architectures (open set, shortlist, Table I, "
+                  "adversarial, transfer, controls); each summary names its distance.", ""]
     for key, title in (("two_arch", "App. A replica"), ("three_arch", "Three architectures"),
                        ("controls", "Negative controls: same architecture, different training seeds")):
         if key not in s:

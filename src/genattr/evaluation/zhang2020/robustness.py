@@ -38,7 +38,7 @@ def exp_perturbations(ctx: Context) -> dict[str, Any]:
     names = resolve_models(cfg.three_arch_models, cfg.three_arch_archs)
     x, _, y = ctx.dataset(names, cfg.n_perturb, "perturbations")
     r = max(cfg.max_restarts, cfg.restarts)
-    att = ctx.attributor(names, distance="feature", restarts=r)
+    att = ctx.attributor(names, distance=cfg.distance, restarts=r)
     rows = {}
     for key, desc, t in [("none", "unperturbed", None), *table1_grid(cfg)]:
         xp = x if t is None else t(x, torch.Generator().manual_seed(derive_seed(cfg.seed, "perturb", key))).clamp(-1, 1)
@@ -50,7 +50,7 @@ def exp_perturbations(ctx: Context) -> dict[str, Any]:
         rows[key] = {"description": desc, "error_at_restarts": {cfg.restarts: err3, r: err10},
                      "paper_error": {"3": paper[0], "10": paper[1]},
                      "within_paper": None if paper[1] is None else bool(err10 <= paper[1])}
-    return {"models": names, "n": int(y.numel()), "distance": "feature", "restarts": [cfg.restarts, r], "rows": rows}
+    return {"models": names, "n": int(y.numel()), "distance": cfg.distance, "restarts": [cfg.restarts, r], "rows": rows}
 
 
 def exp_seed_recovery(ctx: Context) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def exp_adversarial(ctx: Context) -> dict[str, Any]:
     cfg = ctx.cfg
     names = resolve_models(cfg.three_arch_models, cfg.three_arch_archs)
     x, _, y = ctx.dataset(names, cfg.n_adv, "adversarial")
-    att = ctx.attributor(names, distance="feature", restarts=cfg.restarts)
+    att = ctx.attributor(names, distance=cfg.distance, restarts=cfg.restarts)
     f = att.feature_net_
     gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "adversarial"))
     clean = _attack_rows(ctx, att, x, y, x, "clean")
@@ -126,7 +126,7 @@ def exp_adversarial(ctx: Context) -> dict[str, Any]:
     for c in cfg.cw_c:
         xa = A.cw_image(x, c, feature=f, steps=cfg.cw_steps, generator=gen)
         curves.setdefault("cw_image", []).append({"c": c} | _attack_rows(ctx, att, x, y, xa, f"CW c={c}"))
-    s = {"models": names, "n": int(y.numel()), "distance": "feature", "restarts": cfg.restarts, "clean": clean,
+    s = {"models": names, "n": int(y.numel()), "distance": cfg.distance, "restarts": cfg.restarts, "clean": clean,
          "curves": curves, "units": "eps, linf and l2 in [0, 1] image units (the paper's); seed eps on N(0, I)",
          "chance": 1 / len(names)}
     if cfg.figures:
@@ -153,7 +153,7 @@ def exp_transfer(ctx: Context) -> dict[str, Any]:
     for p in net.parameters():
         p.requires_grad_(False)
     x, _, y = ctx.dataset(names, cfg.n_transfer, "transfer")
-    att = ctx.attributor(names, distance="feature", restarts=cfg.restarts)
+    att = ctx.attributor(names, distance=cfg.distance, restarts=cfg.restarts)
 
     def row(adv: torch.Tensor, label: str) -> dict[str, float]:
         with torch.no_grad():
