@@ -59,16 +59,21 @@ def run(pipe, data: dict[str, torch.Tensor], batch: int) -> dict[str, list]:
     return out
 
 
-def balanced(verdicts: dict[str, list], expected: dict[str, str]) -> float:
-    accs = [sum(v.answer == expected[n] for v in vs) / len(vs) for n, vs in verdicts.items() if vs]
+def findings(pipe, data: dict[str, torch.Tensor], batch: int) -> dict[str, list]:
+    return {name: [f for i in range(0, x.shape[0], batch) for f in pipe.findings(x[i:i + batch])]
+            for name, x in data.items()}
+
+
+def balanced(answers: dict[str, list[str]], expected: dict[str, str]) -> float:
+    accs = [sum(a == expected[n] for a in xs) / len(xs) for n, xs in answers.items() if xs]
     return sum(accs) / len(accs)
 
 
-def selection_score(verdicts: dict[str, list], expected: dict[str, str]) -> tuple[float, float, float]:
+def selection_score(answers: dict[str, list[str]], expected: dict[str, str]) -> tuple[float, float, float]:
     """(score, balanced accuracy over registered sources and real, unregistered → unknown rate): the score is
     the mean of the two, so one unregistered source weighs as much as all registered ones (the two targets)."""
-    known = {n: vs for n, vs in verdicts.items() if expected[n] != "unknown"}
-    unk = [v.answer == "unknown" for n, vs in verdicts.items() if expected[n] == "unknown" for v in vs]
+    known = {n: xs for n, xs in answers.items() if expected[n] != "unknown"}
+    unk = [a == "unknown" for n, xs in answers.items() if expected[n] == "unknown" for a in xs]
     b = balanced(known, expected)
     if not unk:
         return b, b, math.nan
@@ -96,6 +101,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from genattr.unified import Pipeline, Policy
+    from genattr.unified.policy import decide
 
     t_start = time.perf_counter()
     reg, tmp = open_registry(args.db)
@@ -118,9 +124,15 @@ def main() -> None:
         if pipe.warnings():  # too few calibration scores: some candidate could never be rejected at this alpha
             print(f"validation: alpha {a:g} skipped ({pipe.warnings()[0]})")
             continue
+        # one pass with "defer" (every later method runs where several keys fired); "ambiguous" / "unknown"
+        # decide at rule 2 before any later finding counts, so deciding these findings under them is exact
+        pipe.policy = Policy(**{**pipe.policy.to_json(), "alpha": a, "several_keys": "defer"})
+        found = findings(pipe, val, args.batch)
         for rule in args.several_keys.split(","):
-            pipe.policy = Policy(**{**pipe.policy.to_json(), "alpha": a, "several_keys": rule})
-            score, bal, unk = selection_score(run(pipe, val, args.batch), expected)
+            pol = Policy(**{**pipe.policy.to_json(), "several_keys": rule})
+            answers = {n: [decide(f, pol, pipe.registered, pipe.architectures.get).answer for f in fs]
+                       for n, fs in found.items()}
+            score, bal, unk = selection_score(answers, expected)
             search.append({"alpha": a, "several_keys": rule, "score": score, "balanced_accuracy": bal,
                            "unregistered_unknown": unk})
             print(f"validation: alpha {a:g}, several keys → {rule}: score {score:.4f} (balanced accuracy "

@@ -92,6 +92,15 @@ def test_two_keys_fire_then_the_several_keys_rule() -> None:
         for v in p.attribute(make_images("alice+bob", 3, 504)):
             assert [e.details["n_fired"] for e in v.evidence_of("kim-keys")] == [1, 1]
             assert v.answer == want and v.decided_by == "kim-keys", (rule, v.answer)
+    # choosing the rule from one "defer" pass of findings is exact (benchmarks/attribute_accuracy.py does so)
+    x = torch.cat([make_images(k, 3, 505) for k in ("alice+bob", "alice", "real", "gen-a")])
+    p = Pipeline.from_parts(**parts, policy=Policy(alpha=0.02, alpha_detect=0.05, several_keys="defer"))
+    p.calibrate(validation())
+    found = p.findings(x)
+    for rule in ("ambiguous", "unknown", "defer"):
+        p.policy = Policy(alpha=0.02, alpha_detect=0.05, several_keys=rule)
+        assert [decide(f, p.policy, p.registered, p.architectures.get).answer for f in found] == \
+            [v.answer for v in p.attribute(x)], rule
     with pytest.raises(ConfigError, match="several_keys"):
         Policy(several_keys="first")
 

@@ -196,6 +196,29 @@ class Pipeline:
                   image_bytes: Sequence[bytes | None] | None = None) -> list[Verdict]:
         """One verdict per image; ``images`` (n, C, H, W) in [-1, 1] of :attr:`image_shape`; ``image_bytes`` the
         original files when known (their exact pixels are looked up in the logs; their sha256 is reported)."""
+        x, per, open_ = self._findings(images, image_bytes)
+        p, n = self.policy, x.shape[0]
+        decisions = {i: decide(per[i], p, self.registered, self.architectures.get) for i in range(n)}
+        self._deep(x, per, open_, decisions, deep)
+        out = []
+        for i in range(n):
+            d = decisions[i]
+            data = image_bytes[i] if image_bytes is not None else None
+            ev = [f.evidence for m in METHODS for f in per[i] if f.evidence.method == m]
+            mid = self.models.get(d.answer) if self.models is not None else None
+            out.append(Verdict(d.answer, d.confidence, mid, tuple(ev),
+                               hashlib.sha256(data).hexdigest() if data is not None else None, d.decided_by, d.notes))
+        return out
+
+    def findings(self, images: torch.Tensor, image_bytes: Sequence[bytes | None] | None = None
+                 ) -> list[list[Finding]]:
+        """Every component's findings per image (rules 1–4 consulted cheapest first, as :meth:`attribute` does,
+        without deciding): for choosing policy settings on validation data, e.g. ``several_keys`` from one
+        ``defer`` pass, since ``ambiguous`` / ``unknown`` decide at rule 2 before any later finding counts."""
+        return self._findings(images, image_bytes)[1]
+
+    def _findings(self, images: torch.Tensor, image_bytes: Sequence[bytes | None] | None
+                  ) -> tuple[torch.Tensor, list[list[Finding]], list[int]]:
         from genattr.attribution.inputs import validate_images
 
         x = validate_images(images, self.image_shape, what="images").detach().to("cpu", torch.float32)
@@ -242,17 +265,7 @@ class Pipeline:
         run("yu2022", self.fingerprints, lambda c, idx: c.run(x[idx]))
         run("classifier", self.classifiers, lambda c, idx: c.run(x[idx], p.alpha, p.top))
         self._detectors(x, per, open_, not_needed)
-        decisions = {i: decide(per[i], p, self.registered, self.architectures.get) for i in range(n)}
-        self._deep(x, per, open_, decisions, deep)
-        out = []
-        for i in range(n):
-            d = decisions[i]
-            data = image_bytes[i] if image_bytes is not None else None
-            ev = [f.evidence for m in METHODS for f in per[i] if f.evidence.method == m]
-            mid = self.models.get(d.answer) if self.models is not None else None
-            out.append(Verdict(d.answer, d.confidence, mid, tuple(ev),
-                               hashlib.sha256(data).hexdigest() if data is not None else None, d.decided_by, d.notes))
-        return out
+        return x, per, open_
 
     def _detectors(self, x: torch.Tensor, per: list[list[Finding]], open_: list[int], not_needed: Any) -> None:
         """Run each detector only where its model survived the classifiers (or where no classifier knows it)."""
