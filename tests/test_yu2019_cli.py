@@ -137,8 +137,9 @@ def test_config_override_parses_types() -> None:
 
 def test_experiment_overrides_apply_per_table_only() -> None:
     cfg = Yu2019Config()
-    assert cfg.for_experiment("architectures").n_train > cfg.n_train  # Table 1's larger default
-    assert cfg.for_experiment("seeds") == cfg
+    # Tables 1 and 3 have larger defaults (chosen on validation); the ablations keep the base sizes
+    assert cfg.for_experiment("architectures").n_train > cfg.n_train
+    assert cfg.for_experiment("seeds").width > cfg.width and cfg.for_experiment("components") == cfg
     cfg = cfg.override({"experiment_overrides": '{"seeds": {"epochs": 9}}'})
     assert cfg.for_experiment("seeds").epochs == 9 and cfg.for_experiment("architectures").epochs == cfg.epochs
     for bad in ('{"table9": {"epochs": 1}}', '{"seeds": {"nope": 1}}', '{"seeds": 3}', "not json"):

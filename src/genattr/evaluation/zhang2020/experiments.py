@@ -60,8 +60,7 @@ def exp_distance_selection(ctx: Context) -> dict[str, Any]:
         acc[d], per[d] = summ["accuracy"], summ["per_model_accuracy"]
     best = max(DISTANCES, key=lambda d: (acc[d], d == "feature"))  # ties → the paper's feature distance
     return {"models": names, "n": int(y.numel()), "split": "validation (own seed stream)", "restarts": cfg.restarts,
-            "accuracy": acc, "per_model_accuracy": per, "best": best, "distance": cfg.distance,
-            "follows_validation": cfg.distance == best}
+            "accuracy": acc, "per_model_accuracy": per, "best": best}
 
 
 def exp_two_arch(ctx: Context) -> dict[str, Any]:

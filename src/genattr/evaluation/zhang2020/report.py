@@ -10,6 +10,8 @@ from genattr.evaluation.zhang2020.config import COMMAND, EXPERIMENTS
 
 __all__ = ["write_report"]
 
+DERIVED = ("open_set", "shortlist", "perturbations", "adversarial", "transfer", "controls")
+
 
 def _pct(v: float | None) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f} %"
@@ -47,12 +49,13 @@ def write_report(out: str | Path, *, command: str = COMMAND) -> Path:
     if "distance_selection" in s:
         t = s["distance_selection"]
         acc = ", ".join(f"{d} ℓ2 {_pct(a)}" for d, a in t["accuracy"].items())
+        used = {e: s[e]["distance"] for e in DERIVED if e in s and "distance" in s[e]}
+        ran = "; ".join(f"{e}: {d} ℓ2" + ("" if d == t["best"] else " (NOT the validation choice)")
+                        for e, d in used.items()) or "none of them has run yet"
         lines += ["## Distance, chosen on validation", "",
                   f"Models {', '.join(t['models'])}, {t['n']} validation images (own seed stream, never the test "
-                  f"images), {t['restarts']} restarts: {acc}. Best: **{t['best']} ℓ2**; the run set `distance="
-                  f"{t['distance']}`" + ("" if t["follows_validation"] else " (NOT the validation choice)") +
-                  " for the experiments built on the three architectures (open set, shortlist, Table I, "
-                  "adversarial, transfer, controls); each summary names its distance.", ""]
+                  f"images), {t['restarts']} restarts: {acc}. Best: **{t['best']} ℓ2**, the `distance` setting "
+                  f"of the experiments built on the three architectures. They ran with — {ran}.", ""]
     for key, title in (("two_arch", "App. A replica"), ("three_arch", "Three architectures"),
                        ("controls", "Negative controls: same architecture, different training seeds")):
         if key not in s:
