@@ -23,6 +23,7 @@ from genattr.watermark.keys import (
     generate_keys,
     key_scores,
     load_keys,
+    lowpass_basis,
     orthogonality,
     save_keys,
 )
@@ -105,6 +106,37 @@ def test_border_mask_keys_stay_in_content() -> None:
                             mask=m, seed=0, config=FAST)
     assert (keys * (1 - m)).abs().max() < 1e-6  # nothing on the border
     check_compliance(keys, dark(200, 2), dark(200, 3))
+
+
+def test_lowpass_basis_is_orthonormal_and_keys_stay_smooth() -> None:
+    b = lowpass_basis((1, 8, 8), 3, content=6)  # u + v < 3: 6 functions
+    assert b.shape == (6, 64)
+    torch.testing.assert_close(b.double() @ b.double().T, torch.eye(6, dtype=torch.float64), atol=1e-6, rtol=0)
+    m = border_mask((1, 8, 8), content=6)
+    assert (b.view(6, 1, 8, 8) * (1 - m)).abs().max() == 0  # zero on the border
+    full = lowpass_basis((1, 8, 8), 11, content=6)  # every frequency: the whole 6×6 content space
+    assert full.shape == (36, 64)
+    with pytest.raises(ConfigError, match="cutoff"):
+        lowpass_basis((1, 8, 8), 0, content=6)
+
+    def dark(n: int, seed: int) -> torch.Tensor:  # content in [-1, -0.5]: a smooth positive key is compliant
+        return _images(n, seed) * (1 - m) + (-0.75 + 0.25 * (_images(n, seed + 50) * m)) * m
+
+    cfg = KeyGenConfig(steps=40, pool=256, block=8, mine_every=15, mine_k=64, lr=0.1, lowpass=3, content=6)
+    keys, info = generate_keys(3, dark(200, 0), dark(200, 1), real_heldout=dark(200, 2), root_heldout=dark(200, 3),
+                               seed=0, config=cfg)
+    flat = keys.flatten(1).double()
+    torch.testing.assert_close(flat @ flat.T, torch.eye(3, dtype=torch.float64), atol=1e-5, rtol=0)
+    # inside the span of the basis: projecting onto it changes nothing
+    torch.testing.assert_close((flat @ b.double().T) @ b.double(), flat, atol=1e-5, rtol=0)
+    check_compliance(keys, dark(200, 2), dark(200, 3))
+    assert info["lowpass"] == 3
+    with pytest.raises(ConfigError, match="in 6 dimensions"):
+        generate_keys(7, dark(200, 0), dark(200, 1), real_heldout=dark(200, 2), root_heldout=dark(200, 3),
+                      config=cfg)
+    with pytest.raises(ConfigError, match="not both"):
+        generate_keys(1, dark(200, 0), dark(200, 1), real_heldout=dark(200, 2), root_heldout=dark(200, 3),
+                      mask=m, config=cfg)
 
 
 def test_noncompliant_key_is_never_issued() -> None:

@@ -76,6 +76,8 @@ def issue(
     angle: Annotated[float, typer.Option(help="Angle between keys in degrees: 90 = orthogonal; 45 = the "
                                               "paper's failing baseline.")] = 90.0,
     mask_border: Annotated[bool, typer.Option(help="Keys only on the 28×28 content area (ablation).")] = False,
+    lowpass: Annotated[int, typer.Option(min=0, help="Smooth keys (our extension): only 2-D DCT frequencies "
+                                         "u + v < LOWPASS on the 28×28 content area; 0 = the paper's keys.")] = 0,
     users: Annotated[str | None, typer.Option(help="Comma-separated user names (default user-000, …).")] = None,
     n_train: Annotated[int, typer.Option(min=1, help="Real images to fit keys on.")] = 60_000,
     n_root: Annotated[int, typer.Option(min=1, help="Root-model samples to fit keys on.")] = 20_000,
@@ -134,8 +136,9 @@ def issue(
         mask = border_mask(tuple(x_train.shape[1:])) if mask_border else None
         keys, info = generate_keys(n, x_train, r_train, real_heldout=x_test, root_heldout=r_held,
                                    angle_deg=angle, mask=mask, seed=derive_seed(seed, "kim2021", "keys"),
-                                   config=KeyGenConfig(steps=steps))
-    meta = {"angle_deg": angle, "root": root, "real": real, "border_masked": mask_border, "seed": seed,
+                                   config=KeyGenConfig(steps=steps, lowpass=lowpass))
+    meta = {"angle_deg": angle, "root": root, "real": real, "border_masked": mask_border, "lowpass": lowpass,
+            "seed": seed,
             "compliance": dict(zip(names, compliance_report(keys, x_test, r_held), strict=True)),
             "generation": info, "command": _command()}
     save_keys(KeySet(keys, tuple(names), meta), out)

@@ -53,6 +53,7 @@ class Kim2021Config:
     alg1_rounds: int = 6
     batch_size: int = 16
     key_steps: int = 300
+    key_lowpass: int = 0  # our extension: smooth keys (KeyGenConfig.lowpass); 0 = the paper's Eq. 8 keys
     n_eval: int = 2000  # samples per user for D, A, ‖Δx‖
     n_fd: int = 5000
     n_real_train: int = 60_000

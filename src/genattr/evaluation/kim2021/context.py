@@ -21,6 +21,14 @@ class Context:
         self.users: dict[tuple[str, str], tuple[Any, dict[str, Any]]] = {}
         self.keysets: dict[str, Any] = {}
 
+    @property
+    def cache(self) -> Path | None:
+        """Where key sets and users are kept; low-pass keys get their own subdirectory (never mixed up)."""
+        if not self.cfg.cache:
+            return None
+        base = Path(self.cfg.cache)
+        return base / f"lowpass-{self.cfg.key_lowpass}" if self.cfg.key_lowpass else base
+
     def memo(self, name: str, fn: Callable[[], Any]) -> Any:
         if name not in self._memo:
             self._memo[name] = fn()
@@ -76,7 +84,7 @@ class Context:
 
         if name in self.keysets:
             return self.keysets[name]
-        path = Path(self.cfg.cache) / "keys" / name if self.cfg.cache else None
+        path = self.cache / "keys" / name if self.cache is not None else None
         if path is not None and path.is_dir():
             ks = load_keys(path)
             if len(ks) >= n:
@@ -87,10 +95,12 @@ class Context:
         keys, info = generate_keys(n, self.real_train, self.root_samples("train", self.cfg.n_root_train),
                                    real_heldout=self.real_test, root_heldout=held, angle_deg=angle, mask=mask,
                                    seed=derive_seed(self.cfg.seed, "kim2021", "keys", name),
-                                   config=KeyGenConfig(steps=self.cfg.key_steps), log=self.log)
+                                   config=KeyGenConfig(steps=self.cfg.key_steps, lowpass=0 if masked else
+                                                       self.cfg.key_lowpass), log=self.log)
         users = default_users(n)
         ks = KeySet(keys, tuple(users), {"angle_deg": angle, "root": self.cfg.root, "real": "fmnist",
-                                         "border_masked": masked, "generation": info,
+                                         "border_masked": masked, "lowpass": 0 if masked else self.cfg.key_lowpass,
+                                         "generation": info,
                                          "compliance": dict(zip(users, compliance_report(keys, self.real_test, held),
                                                                 strict=True))})
         if path is not None:
@@ -110,7 +120,7 @@ class Context:
         key = (set_name, f"{ks.users[index]}-{tag}")
         if key in self.users:
             return self.users[key]
-        path = Path(self.cfg.cache) / "users" / set_name / key[1] if self.cfg.cache else None
+        path = self.cache / "users" / set_name / key[1] if self.cache is not None else None
         if path is not None and (path / "info.json").is_file():
             self.users[key] = (Generator.from_pretrained(path), json.loads((path / "info.json").read_text()))
             return self.users[key]
