@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from genattr.errors import ConfigError, IntegrityError, UnknownNameError
@@ -199,10 +199,16 @@ def _hex(code: str, what: str) -> bytes:
 
 def add_codes(s: Session, index: Yu2022Index, codes: Iterable[tuple[str, bytes, str | None]]) -> int:
     """Record (user, packed code, instance model name or None) rows in an index; returns how many were new.
-    A user already recorded with the same code is skipped; with a different code it is an error."""
-    have = {c.user_name: c for c in index.codes}
-    known = {c.code for c in index.codes}
-    added = 0
+    A user already recorded with the same code is skipped; with a different code it is an error.
+
+    Registries hold up to millions of codes, so the existing rows are read as plain (user, code) columns and the
+    new ones go in as one multi-row INSERT (no ORM object per code); the caller's transaction still makes the
+    whole call all-or-nothing."""
+    s.flush()  # the index row (and any pending code) must exist before the plain reads and the INSERT
+    have: dict[str, bytes] = {u: bytes(c) for u, c in s.execute(
+        select(Yu2022Code.user_name, Yu2022Code.code).where(Yu2022Code.index_id == index.id))}
+    known = set(have.values())
+    rows: list[dict[str, Any]] = []
     for user, code, model in codes:
         check_name(user, "user name")
         if not isinstance(code, bytes | bytearray) or not code:
@@ -211,17 +217,20 @@ def add_codes(s: Session, index: Yu2022Index, codes: Iterable[tuple[str, bytes, 
         if index.code_bits is not None and len(code) * 8 != index.code_bits:
             raise ConfigError(f"{index.name}: the code of {user} has {len(code) * 8} bits, the index {index.code_bits}")
         if user in have:
-            if have[user].code != code:
+            if have[user] != code:
                 raise IntegrityError(f"{index.name}: {user} is recorded with a different code than the index holds")
             continue
         if code in known:
             raise ConfigError(f"{index.name}: the code of {user} is already registered to another user")
-        row = Yu2022Code(user_name=user, code=code, model=get_model(s, model) if model else None)
-        index.codes.append(row)
-        have[user], added = row, added + 1
+        rows.append({"index_id": index.id, "user_name": user, "code": code,
+                     "model_id": get_model(s, model).id if model else None})
+        have[user] = code
         known.add(code)
-    s.flush()
-    return added
+    for i in range(0, len(rows), 10_000):  # bounded statement size (SQLite's variable limit, memory)
+        s.execute(insert(Yu2022Code), rows[i:i + 10_000])
+    if rows:
+        s.expire(index, ["codes"])  # the ORM collection reloads with the new rows
+    return len(rows)
 
 
 def remove(s: Session, comp: Component) -> None:
