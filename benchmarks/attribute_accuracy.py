@@ -163,9 +163,18 @@ def main() -> None:
         if s.expected == "unknown":
             unk_k, unk_n = unk_k + k, unk_n + len(vs)
     acc, unk = total_k / total_n, (unk_k / unk_n if unk_n else math.nan)
+    # Kim et al.'s 45° key sets are registered to show their failure (several keys fire by design): the
+    # accuracy without their users is reported beside the headline, never instead of it
+    baseline_users = {m for c in reg.list_components("kim-keys")
+                      if float((c.meta or {}).get("angle_deg", 90.0)) < 90.0 for m in c.models}
+    rest = [r for r in rows if r["source"] not in baseline_users]
+    rest_k, rest_n = sum(r["correct"] for r in rest), sum(r["n"] for r in rest)
+    excl = {"accuracy": rest_k / rest_n if rest_n else math.nan, "ci95": wilson(rest_k, rest_n) if rest_n else None,
+            "excluded_sources": sorted(baseline_users & {r["source"] for r in rows})}
     result = {"command": shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]), "n_val": args.n_val,
               "n_test": args.n_test, "seed": args.seed, "policy": policy.to_json(), "alpha_search": search,
               "accuracy": acc, "accuracy_ci95": wilson(total_k, total_n), "unregistered_unknown": unk,
+              "accuracy_without_angle_baseline": excl,
               "targets": {"accuracy": TARGET_ACC, "unregistered_unknown": TARGET_UNKNOWN},
               "met": {"accuracy": acc >= TARGET_ACC, "unregistered_unknown": unk >= TARGET_UNKNOWN},
               "rows": rows, "uncovered": uncovered, "components": pipe.describe()["components"],
@@ -199,7 +208,13 @@ def report(r: dict) -> str:
              f"**Accuracy {100 * r['accuracy']:.2f} %** (95 % CI {100 * r['accuracy_ci95'][0]:.2f}–"
              f"{100 * r['accuracy_ci95'][1]:.2f}; target ≥ 98 %: {'met' if r['met']['accuracy'] else 'NOT met'}); "
              f"**unregistered → unknown {100 * r['unregistered_unknown']:.2f} %** (target ≥ 95 %: "
-             f"{'met' if r['met']['unregistered_unknown'] else 'NOT met'}).", "",
+             f"{'met' if r['met']['unregistered_unknown'] else 'NOT met'}).", ""]
+    ex = r.get("accuracy_without_angle_baseline") or {}
+    if ex.get("excluded_sources"):
+        lines += [f"Without the {len(ex['excluded_sources'])} users of key sets at < 90° (Kim et al.'s failure case, "
+                  f"registered to show that several keys fire by design): **{100 * ex['accuracy']:.2f} %** (95 % CI "
+                  f"{100 * ex['ci95'][0]:.2f}–{100 * ex['ci95'][1]:.2f}).", ""]
+    lines += [
              "| source | kind | expected | n | accuracy | 95 % CI | most frequent answers | decided by |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in r["rows"]:
