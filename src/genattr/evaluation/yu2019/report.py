@@ -97,7 +97,10 @@ def write_report(out: str | Path, *, command: str = COMMAND) -> Path:
 
     out = Path(out)
     s = _load_summaries(out)
-    cfg = next((v.get("config") for v in s.values() if v.get("config")), {})
+    # the header describes the ablations' setup (Tables 1 and 3 state their own sizes in their sections)
+    ablations = ("components", "immunisation", "visnet")
+    cfg = next((s[e].get("config") for e in ablations if e in s and s[e].get("config")), None) or \
+        next((v.get("config") for v in s.values() if v.get("config")), {})
     L: list[str] = ["# Yu, Davis & Fritz 2019 — learned GAN fingerprints, reproduced on the genattr zoo", "",
                     f"Produced by `{COMMAND}` (each section names the exact command and settings that produced "
                     "it). Paper numbers are CelebA / LSUN at 128×128 RGB with ProGAN-class "
@@ -107,7 +110,7 @@ def write_report(out: str | Path, *, command: str = COMMAND) -> Path:
                     "See [docs/yu2019.md](../../yu2019.md) for the method and the choices.", "",
                     _zoo.provenance(), ""]
     if cfg:
-        L += ["Setup (Table 3 and everything built on it; Table 1 states its own sizes): "
+        L += ["Setup of the ablations (Tables 4, 5, 7, visNet; Tables 1 and 3 state their own sizes): "
               f"{cfg['n_train']} training, {cfg['n_val']} calibration and {cfg['n_test']} test images per "
               f"source; attribution net width {cfg['width']} (512-d fingerprint), {cfg['epochs']} epochs, "
               f"batch {cfg['batch_size']}, Adam lr {cfg['lr']}; seed {cfg['seed']}; {cfg['threads']} CPU threads.", ""]
@@ -123,7 +126,8 @@ def write_report(out: str | Path, *, command: str = COMMAND) -> Path:
         e = s[exp]
         ec = e.get("config", {})
         L += [f"## {title}", "", f"Sources: {', '.join(e['sources'])}. Ours: {ec.get('epochs', '?')} epochs on "
-              f"{ec.get('n_train', '?')} images per source. Wall time {e.get('seconds', 0):.0f} s "
+              f"{ec.get('n_train', '?')} images per source, net width {ec.get('width', '?')} (sizes chosen on the "
+              f"validation split, docs/yu2019.md). Wall time {e.get('seconds', 0):.0f} s "
               f"(`{e.get('command', command)}`).", "",
               "| | paper CelebA | paper LSUN | ours (FMNIST 32²) |", "| --- | --- | --- | --- |"]
         names = {"knn": "kNN (raw pixels)", "eigenface": "Eigenface", "prnu": "PRNU (Marra et al.)", "ours": "Ours"}
