@@ -165,5 +165,10 @@ def test_reproduce_zhang2020_quick_writes_every_summary_and_the_report(tiny_zoo:
     assert "chosen on validation" in report and "open_set: feature ℓ2" in report  # the default distance ran
     r = runner.invoke(app, ["--out", str(out), "--quick", "--set", "experiments=nope"])
     assert r.exit_code == 1 and "unknown experiments" in r.output
+    # the adversarial experiment with pixel ℓ2 (the attacks then use the attributor's pixel distance)
+    r = runner.invoke(app, ["--quick", "--only", "adversarial", "--set", f"three_arch_models={models}",
+                            "--set", "figures=0", "--set", "distance=pixel", "--out", str(tmp_path / "pix")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "pix" / "adversarial" / "summary.json").read_text())["distance"] == "pixel"
     r = runner.invoke(app, ["--out", str(out), "--quick", "--set", "distance=cosine"])
     assert r.exit_code == 1 and "distance must be one of" in r.output

@@ -101,7 +101,7 @@ def exp_adversarial(ctx: Context) -> dict[str, Any]:
     names = resolve_models(cfg.three_arch_models, cfg.three_arch_archs)
     x, _, y = ctx.dataset(names, cfg.n_adv, "adversarial")
     att = ctx.attributor(names, distance=cfg.distance, restarts=cfg.restarts)
-    f = att.feature_net_
+    f = getattr(att, "feature_net_", None)  # pixel ℓ2: the attacks use the attributor's own (pixel) distance
     gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "adversarial"))
     clean = _attack_rows(ctx, att, x, y, x, "clean")
     curves: dict[str, list[dict[str, float]]] = {}
