@@ -92,7 +92,7 @@ def write_report(out: str | Path, *, command: str = COMMAND) -> Path:
     if "perturbations" in s:
         p = s["perturbations"]
         r3, r10 = (str(v) for v in p["restarts"])
-        lines += ["## Table I and JPEG (error rates)", "", f"n = {p['n']}, feature ℓ2.", "",
+        lines += ["## Table I and JPEG (error rates)", "", f"n = {p['n']}, {p.get('distance', 'feature')} ℓ2.", "",
                   f"| perturbation | paper (3 / 10 restarts) | ours ({r3} / {r10}) | within paper at {r10} |",
                   "| --- | --- | --- | --- |"]
         for r in p["rows"].values():
