@@ -25,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,8 +126,9 @@ def covered(pipe: Any) -> set[str]:
     names.update(d.model for d in pipe.detectors)
     for k in pipe.keys:
         names.update(k.models)
-    for f in pipe.fingerprints:
+    for f in pipe.fingerprints:  # an index user without an instance model is named by the index
         names.update(f.models.values())
+        names.update(n for n in f.index.names(np.arange(len(f.index))) if n is not None)
     return names
 
 
