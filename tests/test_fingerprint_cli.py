@@ -119,3 +119,21 @@ def test_ship_verifies_and_serves_as_default(tmp_path, model_dir, monkeypatch) -
     (dest / "fp64" / "model.safetensors").write_bytes(bytes(blob))
     r = _run("issue", "--user", "dave", "--out", str(tmp_path / "dave"))
     assert r.exit_code == 1 and "sha256" in r.output
+
+
+def test_rebuild_command_replays_the_recorded_training(tmp_path, monkeypatch) -> None:
+    import shlex
+
+    from genattr.watermark.fingerprint_shipping import rebuild_command
+
+    monkeypatch.chdir(tmp_path)
+    tc = {"code_bits": 64, "epochs": 1, "init_from": str(tmp_path / "runs" / "yu2022-64" / "best.safetensors"),
+          "perturb": {"name": "blur", "kernel_size": {"choice": [1, 3]}}}
+    train, ship = rebuild_command(tc, "fp64-immune-blur", 64).split(" && ")
+    args = shlex.split(train)
+    assert args[:3] == ["genattr", "fingerprint", "train"]
+    assert args[args.index("--init-from") + 1] == "runs/yu2022-64/best.safetensors"  # relative to the repository
+    assert json.loads(args[args.index("--perturb") + 1]) == tc["perturb"]
+    assert args[args.index("--out") + 1] == "runs/yu2022-64-immune-blur" and "--variant fp64-immune-blur" in ship
+    base = shlex.split(rebuild_command({"code_bits": 64, "epochs": 26, "warm_start": "fmnist-dcgan-s0"}, "fp64", 64))
+    assert base[base.index("--warm-start") + 1] == "fmnist-dcgan-s0" and "--init-from" not in base

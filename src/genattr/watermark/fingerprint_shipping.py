@@ -76,7 +76,8 @@ def ship(model_dir: str | Path, dest: str | Path, *, variant: str = "fp64", n_ex
         "bits": model.code_bits, "config": model.config, "file_sha256": _sha256(target / "model.safetensors"),
         "last_epoch": {k: history[-1].get(k) for k in ("epoch", "bit_accuracy", "word_accuracy", "fd")},
         "kept_epoch": (meta.get("extra") or {}).get("kept_epoch", history[-1].get("epoch")),
-        "rebuild": rebuild or f"genattr fingerprint train --bits {model.code_bits} --out runs/yu2022-{variant}",
+        "rebuild": rebuild or rebuild_command((meta.get("extra") or {}).get("train_config") or {}, variant,
+                                             model.code_bits),
     }
     idx_dir = dest / "index"
     with locked(idx_dir):
@@ -93,6 +94,28 @@ def ship(model_dir: str | Path, dest: str | Path, *, variant: str = "fp64", n_ex
     tmp_man.write_text(json.dumps(man, indent=2, sort_keys=True) + "\n")
     tmp_man.replace(dest / MANIFEST)
     return man
+
+
+def rebuild_command(tc: dict[str, Any], variant: str, bits: int) -> str:
+    """The commands that rebuild a shipped variant from its recorded training config: what it started from
+    (``--warm-start`` / ``--init-from``, relative to the repository when inside it), its epochs, and the
+    immunisation perturbation; then the ship step."""
+    import shlex
+
+    run = f"runs/yu2022-{variant.removeprefix('fp')}"  # fp64 → runs/yu2022-64, fp64-immune-blur → …-64-immune-blur
+    cmd = ["genattr", "fingerprint", "train", "--bits", str(tc.get("code_bits", bits))]
+    if tc.get("epochs"):
+        cmd += ["--epochs", str(tc["epochs"])]
+    for key, flag in (("warm_start", "--warm-start"), ("init_from", "--init-from")):
+        if tc.get(key):
+            src = Path(str(tc[key]))
+            cmd += [flag, str(src.relative_to(Path.cwd()) if src.is_relative_to(Path.cwd()) else src)]
+    if tc.get("perturb"):
+        cmd += ["--perturb", json.dumps(tc["perturb"], separators=(",", ":"))]
+    if tc.get("code_pool"):
+        cmd += ["--code-pool", str(tc["code_pool"])]
+    cmd += ["--out", run]
+    return f"{shlex.join(cmd)} && genattr fingerprint ship --run {run} --variant {variant} --force"
 
 
 def verify(dest: str | Path, variant: str) -> Path:
@@ -115,4 +138,5 @@ def example_instance(model: Any, i: int, n_examples: int = 100) -> Any:
     return model.instance(example_codes(n_examples, model.code_bits)[i])
 
 
-__all__ = ["EXAMPLE_SEED", "example_codes", "example_instance", "read_manifest", "ship", "verify"]
+__all__ = ["EXAMPLE_SEED", "example_codes", "example_instance", "read_manifest", "rebuild_command", "ship",
+           "verify"]
