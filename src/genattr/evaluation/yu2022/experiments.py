@@ -456,6 +456,10 @@ def write_report(out: Path) -> Path:
     """``README.md`` from every ``<experiment>.json`` present (numbers only; measured, never asserted)."""
     lines = ["# Yu et al. (ICLR 2022) on Fashion-MNIST 32×32", "",
              f"Written by `{COMMAND}`; see docs/yu2022.md for the setup and the reading.", ""]
+    from genattr import zoo
+
+    lines += [zoo.provenance() + " The fingerprinted generator is warm-started from, and compared with, the zoo "
+              "DCGAN.", ""]
     for name in EXPERIMENTS:
         p = out / f"{name}.json"
         if p.is_file():

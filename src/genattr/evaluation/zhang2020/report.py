@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+from genattr import zoo as _zoo
 from genattr.evaluation.zhang2020.config import COMMAND, EXPERIMENTS
 
 __all__ = ["write_report"]
@@ -22,7 +23,8 @@ def write_report(out: str | Path, *, command: str = COMMAND) -> Path:
     s = {e: json.loads((out / e / "summary.json").read_text()) for e in EXPERIMENTS
          if (out / e / "summary.json").is_file()}
     lines = ["# Zhang et al. 2020 (seed reconstruction) on the Fashion-MNIST zoo", "",
-             f"Regenerate with `{command}` (see docs/zhang2020.md). Accuracies are closed-set, as in the paper.", ""]
+             f"Regenerate with `{command}` (see docs/zhang2020.md). Accuracies are closed-set, as in the paper.", "",
+             _zoo.provenance(), ""]
     lines += ["## Targets", "", "| experiment | paper | ours | target | met |", "| --- | --- | --- | --- | --- |"]
     if "two_arch" in s:
         t = s["two_arch"]
