@@ -160,6 +160,9 @@ def test_reproduce_zhang2020_quick_writes_every_summary_and_the_report(tiny_zoo:
     assert set(three["accuracy_by_restarts"]) == {"1", "2", "3"} and 0 <= three["accuracy"] <= 1
     sel = json.loads((out / "distance_selection" / "summary.json").read_text())
     assert set(sel["accuracy"]) == {"pixel", "feature"} and sel["best"] in sel["accuracy"]
+    assert set(sel["grid"]) == {"pixel/constant", "pixel/cosine", "feature/constant", "feature/cosine"}
+    assert sel["best_schedule"] in ("constant", "cosine")
+    assert sel["grid"][f"{sel['best']}/{sel['best_schedule']}"] == max(sel["grid"].values())
     report = (out / "README.md").read_text()
     assert "## Targets" in report and "Table I" in report and "Fig. 9" in report
     assert "chosen on validation" in report and "open_set: feature ℓ2" in report  # the default distance ran
@@ -172,3 +175,5 @@ def test_reproduce_zhang2020_quick_writes_every_summary_and_the_report(tiny_zoo:
     assert json.loads((tmp_path / "pix" / "adversarial" / "summary.json").read_text())["distance"] == "pixel"
     r = runner.invoke(app, ["--out", str(out), "--quick", "--set", "distance=cosine"])
     assert r.exit_code == 1 and "distance must be one of" in r.output
+    r = runner.invoke(app, ["--out", str(out), "--quick", "--set", "lr_schedule=linear"])
+    assert r.exit_code == 1 and "lr_schedule must be one of" in r.output

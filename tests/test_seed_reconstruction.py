@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from genattr.attribution import InvalidInputError, create_attributor
+from genattr.attribution.flipad.inversion import step_size
 from genattr.attribution.seed_reconstruction import (
     CandidateError,
     FeatureMap,
@@ -104,18 +105,37 @@ class TestSeedReconstructionContract(AttributorContract):
 # -- batched == looped ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("feature", [False, True])
-def test_batched_equals_per_attempt_loop(feature: bool) -> None:
+@pytest.mark.parametrize(("feature", "schedule"), [(False, "constant"), (True, "constant"), (False, "cosine")])
+def test_batched_equals_per_attempt_loop(feature: bool, schedule: str) -> None:
     g = frozen_copy(PlainGenerator(0))
     f = frozen_copy(FeatureMap(TinyExtractor(), None)) if feature else None
     x = samples(PlainGenerator(1).eval(), 3, 0)
     z0 = restart_pool(LATENT, 3, seed=0)
-    a = reconstruct(g, x, z0, feature=f, steps=25)
-    b = reconstruct_looped(g, x, z0, feature=f, steps=25)
+    a = reconstruct(g, x, z0, feature=f, steps=25, lr_schedule=schedule)
+    b = reconstruct_looped(g, x, z0, feature=f, steps=25, lr_schedule=schedule)
     torch.testing.assert_close(a.restart_distances, b.restart_distances, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(a.best_seed, b.best_seed, atol=1e-4, rtol=1e-4)
     assert torch.equal(a.best_restart, b.best_restart)
     assert a.restart_distances.shape == (3, 3) and a.best_seed.shape == (3, LATENT)
+
+
+def test_cosine_schedule_decays_to_zero_and_changes_the_search() -> None:
+    assert step_size(0.1, "constant", 7, 10) == 0.1
+    assert step_size(0.1, "cosine", 0, 10) == pytest.approx(0.1)
+    assert step_size(0.1, "cosine", 5, 10) == pytest.approx(0.05)
+    assert step_size(0.1, "cosine", 10, 10) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        step_size(0.1, "linear", 0, 10)
+    g = frozen_copy(PlainGenerator(0))
+    x = samples(g, 3, 0)
+    z0 = restart_pool(LATENT, 2, seed=0)
+    const = reconstruct(g, x, z0, steps=40, lr_schedule="constant")
+    cos = reconstruct(g, x, z0, steps=40, lr_schedule="cosine")
+    assert not torch.allclose(const.restart_distances, cos.restart_distances)
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        reconstruct(g, x, z0, steps=1, lr_schedule="step")
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        SeedReconstruction(lr_schedule="warm").fit(tiny_generators())
 
 
 def test_batched_reconstruction_does_not_depend_on_the_other_images() -> None:

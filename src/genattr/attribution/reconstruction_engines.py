@@ -52,7 +52,8 @@ def _run_chunk(generator: Any, feature: Any, x: torch.Tensor, z0: torch.Tensor, 
 
     with torch_threads(threads):
         return reconstruct(generator, x, z0, feature=feature, steps=settings.steps, lr=settings.lr,
-                           betas=settings.betas, name=name, device=getattr(settings, "device", None))
+                           betas=settings.betas, name=name, device=getattr(settings, "device", None),
+                           lr_schedule=getattr(settings, "lr_schedule", "constant"))
 
 
 def _assemble(problems: Sequence[Any], parts: Mapping[str, list[Any]]) -> dict[str, Any]:

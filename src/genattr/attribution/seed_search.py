@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genattr.attribution.flipad.inversion import invert_latents
+from genattr.attribution.flipad.inversion import invert_latents, step_size
 from genattr.attribution.seed_candidates import frozen_copy
 from genattr.errors import ConfigError, GenattrError
 
@@ -87,7 +87,7 @@ def on_device(module: nn.Module | None, device: str | None) -> nn.Module | None:
 
 def reconstruct(generator: nn.Module, x: torch.Tensor, z0: torch.Tensor, *, feature: nn.Module | None = None,
                 steps: int = 500, lr: float = 0.1, betas: tuple[float, float] = (0.0, 0.99),
-                name: str = "G", device: str | None = None) -> Reconstruction:
+                name: str = "G", device: str | None = None, lr_schedule: str = "constant") -> Reconstruction:
     """Batched seed reconstruction: all restarts (z0: (R, D) or (R, n, D)) of all images x in one tensor, one
     Adam. ``generator`` (and ``feature``) must be in eval mode with frozen weights (see :func:`frozen_copy`).
     ``device``: run there (e.g. "cuda"); results come back on the CPU.
@@ -99,7 +99,7 @@ def reconstruct(generator: nn.Module, x: torch.Tensor, z0: torch.Tensor, *, feat
     dim = target[0].numel() if target.shape[0] else 1
     with torch.enable_grad():
         inv = invert_latents(objective(generator, feature), target, z0, steps=steps, lr=lr, betas=tuple(betas),
-                             chunk_size=max(1, x.shape[0]))
+                             chunk_size=max(1, x.shape[0]), lr_schedule=lr_schedule)
     rms = inv.all_distances.cpu() * math.sqrt(dim)  # invert_latents reports ‖e‖₂ / numel; we report ‖e‖₂ / √numel
     if not bool(torch.isfinite(rms).all()):
         raise GenattrError(f"candidate {name!r} produced NaN or infinite outputs while reconstructing seeds "
@@ -109,7 +109,7 @@ def reconstruct(generator: nn.Module, x: torch.Tensor, z0: torch.Tensor, *, feat
 
 def reconstruct_looped(generator: nn.Module, x: torch.Tensor, z0: torch.Tensor, *,
                        feature: nn.Module | None = None, steps: int = 500, lr: float = 0.1,
-                       betas: tuple[float, float] = (0.0, 0.99)) -> Reconstruction:
+                       betas: tuple[float, float] = (0.0, 0.99), lr_schedule: str = "constant") -> Reconstruction:
     """Reference implementation: one Adam per (image, restart) attempt, as in Alg. 1 (slow; tests, benchmark)."""
     forward = objective(generator, feature)
     target = target_of(x, feature)
@@ -121,7 +121,9 @@ def reconstruct_looped(generator: nn.Module, x: torch.Tensor, z0: torch.Tensor, 
         for k in range(r):
             z = z0[k:k + 1].detach().clone().requires_grad_(True)
             opt = torch.optim.Adam([z], lr=lr, betas=tuple(betas))
-            for _ in range(steps):
+            for t_ in range(steps):
+                for group in opt.param_groups:
+                    group["lr"] = step_size(lr, lr_schedule, t_, steps)
                 opt.zero_grad(set_to_none=True)
                 loss = (forward(z) - t).pow(2).sum()
                 loss.backward()
@@ -153,3 +155,4 @@ class Settings:
     betas: tuple[float, float]
     chunk_size: int
     device: str | None = None
+    lr_schedule: str = "constant"

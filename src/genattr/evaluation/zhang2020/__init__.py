@@ -7,9 +7,12 @@ Experiments (each writes ``<out>/<name>/summary.json`` and figures; ``<out>/READ
 whatever summaries exist, so experiments can be run one at a time with ``experiments=...``):
 
 * ``two_arch`` — App. A replica: two architectures (DCGAN vs LSGAN), pixel ℓ2, 1 restart, 500 steps.
-* ``three_arch`` — DCGAN, LSGAN, WGAN-GP with feature ℓ2 (zoo classifier features); one run with
-  ``max_restarts`` restarts gives the accuracy at every r ≤ max_restarts (Fig. 5; restart pools nest) and the
-  headline at 3 restarts; ``three_arch_pixel`` adds the pixel-ℓ2 variant at 3 restarts.
+* ``distance_selection`` — pixel vs feature ℓ2 × constant vs cosine Adam step on a validation seed stream:
+  the evidence for the ``distance`` and ``lr_schedule`` settings.
+* ``three_arch`` — DCGAN, LSGAN, WGAN-GP at the ``distance`` setting (the paper's feature ℓ2 by default: zoo
+  classifier features); one run with ``max_restarts`` restarts gives the accuracy at every r ≤ max_restarts
+  (Fig. 5; restart pools nest) and the headline at 3 restarts; ``three_arch_other_distance`` adds the other
+  distance at 3 restarts.
 * ``perturbations`` — Table I (blur k 3–7, noise, mirror, random crop 90–100 %, rotation 0–5°, zoom 90 %)
   and JPEG qualities 50 / 70 / 90 / 100, error at 3 and 10 restarts (one 10-restart run each).
 * ``seed_recovery`` — per-dimension mean squared difference between reconstructed and true seeds, and

@@ -80,13 +80,14 @@ class Context:
             ys.append(torch.full((n,), j, dtype=torch.long))
         return torch.cat(xs), torch.cat(zs) if len({z.shape[1] for z in zs}) == 1 else torch.empty(0), torch.cat(ys)
 
-    def attributor(self, names: Sequence[str], *, distance: str, restarts: int) -> Any:
+    def attributor(self, names: Sequence[str], *, distance: str, restarts: int, lr_schedule: str | None = None
+                   ) -> Any:
         from genattr.attribution.seed_reconstruction import SeedReconstruction
 
         cfg = self.cfg
         att = SeedReconstruction(distance=distance, restarts=restarts, steps=cfg.steps, lr=cfg.lr, seed=cfg.seed,
                                  chunk_size=cfg.chunk_size, engine=cfg.engine, ray_address=cfg.ray_address or None,
-                                 device=cfg.device)
+                                 device=cfg.device, lr_schedule=lr_schedule or cfg.lr_schedule)
         kw = {"feature_extractor": self.classifier()} if distance == "feature" else {}
         return att.fit({n: self.model(n) for n in names}, **kw)
 

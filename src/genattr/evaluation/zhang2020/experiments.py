@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genattr.attribution.flipad.inversion import LR_SCHEDULES
 from genattr.errors import ConfigError, GenattrError
 from genattr.evaluation.zhang2020.config import DISTANCES, PAPER, TARGETS
 from genattr.evaluation.zhang2020.data import Context, resolve_models, zoo_models_by_arch
@@ -47,20 +48,27 @@ def closed_set_summary(res: Any, y: torch.Tensor, names: Sequence[str], restarts
 
 
 def exp_distance_selection(ctx: Context) -> dict[str, Any]:
-    """Pixel vs feature ℓ2 on the three architectures, on a validation stream (own seeds, never the test images):
-    the evidence for the ``distance`` setting the later experiments use."""
+    """Distance (pixel vs feature ℓ2) × Adam step schedule (constant vs cosine) on the three architectures, on a
+    validation stream (own seeds, never the test images): the evidence for the ``distance`` and ``lr_schedule``
+    settings the later experiments use."""
     cfg = ctx.cfg
     names = resolve_models(cfg.three_arch_models, cfg.three_arch_archs)
     x, _, y = ctx.dataset(names, cfg.n_select, "distance_selection")
-    acc: dict[str, float] = {}
+    grid: dict[str, float] = {}
     per: dict[str, dict[str, float]] = {}
     for d in DISTANCES:
-        res = ctx.attribute(ctx.attributor(names, distance=d, restarts=cfg.restarts), x, f"validation, {d} ℓ2")
-        summ = closed_set_summary(res, y, names, cfg.restarts)
-        acc[d], per[d] = summ["accuracy"], summ["per_model_accuracy"]
-    best = max(DISTANCES, key=lambda d: (acc[d], d == "feature"))  # ties → the paper's feature distance
+        for sched in LR_SCHEDULES:
+            key = f"{d}/{sched}"
+            res = ctx.attribute(ctx.attributor(names, distance=d, restarts=cfg.restarts, lr_schedule=sched), x,
+                                f"validation, {d} ℓ2, {sched} step")
+            summ = closed_set_summary(res, y, names, cfg.restarts)
+            grid[key], per[key] = summ["accuracy"], summ["per_model_accuracy"]
+    # ties → the paper's feature distance, then the code's constant step
+    best_key = max(grid, key=lambda k: (grid[k], k.startswith("feature/"), k.endswith("/constant")))
+    best, best_schedule = best_key.split("/")
+    acc = {d: max(v for k, v in grid.items() if k.startswith(f"{d}/")) for d in DISTANCES}
     return {"models": names, "n": int(y.numel()), "split": "validation (own seed stream)", "restarts": cfg.restarts,
-            "accuracy": acc, "per_model_accuracy": per, "best": best}
+            "accuracy": acc, "grid": grid, "per_model_accuracy": per, "best": best, "best_schedule": best_schedule}
 
 
 def exp_two_arch(ctx: Context) -> dict[str, Any]:
@@ -70,8 +78,8 @@ def exp_two_arch(ctx: Context) -> dict[str, Any]:
     att = ctx.attributor(names, distance="pixel", restarts=cfg.restarts_two_arch)
     res = ctx.attribute(att, x, "two architectures, pixel ℓ2")
     s = closed_set_summary(res, y, names, cfg.restarts_two_arch)
-    s |= {"distance": "pixel", "paper": PAPER["two_arch"], "target": TARGETS["two_arch"],
-          "target_met": s["accuracy"] >= TARGETS["two_arch"]}
+    s |= {"distance": "pixel", "lr_schedule": cfg.lr_schedule, "paper": PAPER["two_arch"],
+          "target": TARGETS["two_arch"], "target_met": s["accuracy"] >= TARGETS["two_arch"]}
     if cfg.figures:
         _figure_samples(ctx, "two_arch", x, y, res, names)
     return s
@@ -85,33 +93,36 @@ def _figure_samples(ctx: Context, exp: str, x: torch.Tensor, y: torch.Tensor, re
 
 
 def exp_three_arch(ctx: Context) -> dict[str, Any]:
+    """The headline at ``cfg.distance`` (the paper's feature ℓ2 by default) with up to ``max_restarts`` restarts
+    (Fig. 5); ``three_arch_other_distance`` adds the other distance at ``restarts``."""
     cfg = ctx.cfg
     names = resolve_models(cfg.three_arch_models, cfg.three_arch_archs)
     x, _, y = ctx.dataset(names, cfg.n_three_arch, "three_arch")
     r = max(cfg.max_restarts, cfg.restarts)
-    att = ctx.attributor(names, distance="feature", restarts=r)
-    res = ctx.attribute(att, x, f"three architectures, feature ℓ2, {r} restarts")
+    att = ctx.attributor(names, distance=cfg.distance, restarts=r)
+    res = ctx.attribute(att, x, f"three architectures, {cfg.distance} ℓ2, {r} restarts")
     full = closed_set_summary(res, y, names, r)
     rd = res.extras["restart_distances"]
     d3 = rd[..., :cfg.restarts].amin(-1)
     pred3 = d3.argmin(1)
     s: dict[str, Any] = {
-        "models": names, "n": int(y.numel()), "distance": cfg.distance, "restarts": cfg.restarts,
-        "accuracy": acc_at(rd, y, cfg.restarts),
+        "models": names, "n": int(y.numel()), "distance": cfg.distance, "lr_schedule": cfg.lr_schedule,
+        "restarts": cfg.restarts, "accuracy": acc_at(rd, y, cfg.restarts),
         "per_model_accuracy": {n: float((pred3[y == j] == j).float().mean()) for j, n in enumerate(names)},
         "confusion": confusion(pred3, y, len(names)), "accuracy_by_restarts": full["accuracy_by_restarts"],
         "paper": PAPER["three_arch"], "target": TARGETS["three_arch"],
     }
     s["target_met"] = s["accuracy"] >= TARGETS["three_arch"]
-    if cfg.three_arch_pixel:
-        att_p = ctx.attributor(names, distance="pixel", restarts=cfg.restarts)
-        res_p = ctx.attribute(att_p, x, "three architectures, pixel ℓ2")
-        s["pixel"] = closed_set_summary(res_p, y, names, cfg.restarts)
+    if cfg.three_arch_other_distance:
+        other = next(d for d in DISTANCES if d != cfg.distance)
+        res_o = ctx.attribute(ctx.attributor(names, distance=other, restarts=cfg.restarts), x,
+                              f"three architectures, {other} ℓ2")
+        s["other_distance"] = closed_set_summary(res_o, y, names, cfg.restarts) | {"distance": other}
     if cfg.figures:
-        rs = sorted(s["accuracy_by_restarts"])
-        line_plot(ctx.out / "three_arch" / "accuracy_vs_restarts.png", rs,
-                   {"feature ℓ2": [s["accuracy_by_restarts"][k] for k in rs]}, xlabel="restarts",
-                   ylabel="accuracy", title="Fig. 5: accuracy vs reconstruction attempts")
+        rs = sorted(s["accuracy_by_restarts"], key=int)
+        line_plot(ctx.out / "three_arch" / "accuracy_vs_restarts.png", [int(k) for k in rs],
+                  {f"{cfg.distance} ℓ2": [s["accuracy_by_restarts"][k] for k in rs]}, xlabel="restarts",
+                  ylabel="accuracy", title="Fig. 5: accuracy vs reconstruction attempts")
         _figure_samples(ctx, "three_arch", x, y, res, names)
     return s
 

@@ -18,6 +18,11 @@ def _pct(v: float | None) -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f} %"
 
 
+def _sched(summary: dict) -> str:
+    """The Adam step schedule a summary ran with (runs before the setting existed used the constant step)."""
+    return summary.get("lr_schedule") or summary.get("config", {}).get("lr_schedule", "constant")
+
+
 def write_report(out: str | Path, *, command: str = COMMAND) -> Path:
     out = Path(out)
     s = {e: json.loads((out / e / "summary.json").read_text()) for e in EXPERIMENTS
@@ -28,12 +33,15 @@ def write_report(out: str | Path, *, command: str = COMMAND) -> Path:
     lines += ["## Targets", "", "| experiment | paper | ours | target | met |", "| --- | --- | --- | --- | --- |"]
     if "two_arch" in s:
         t = s["two_arch"]
-        lines.append(f"| two architectures ({', '.join(t['models'])}), pixel ℓ2, {t['restarts']} restart | "
+        lines.append(f"| two architectures ({', '.join(t['models'])}), pixel ℓ2, {t['restarts']} restart, "
+                     f"{_sched(t)} step | "
                      f"{_pct(t['paper'])} (MNIST) | {_pct(t['accuracy'])} (n={t['n']}) | ≥ 97 % | "
                      f"{'yes' if t['target_met'] else 'NO'} |")
     if "three_arch" in s:
         t = s["three_arch"]
-        lines.append(f"| three architectures ({', '.join(t['models'])}), feature ℓ2, {t['restarts']} restarts | "
+        dist = t["distance"] if "other_distance" in t or "lr_schedule" in t else "feature"  # older runs: feature
+        lines.append(f"| three architectures ({', '.join(t['models'])}), {dist} ℓ2, {t['restarts']} restarts, "
+                     f"{_sched(t)} step | "
                      f"{_pct(t['paper'])} (faces) | {_pct(t['accuracy'])} (n={t['n']}) | ≥ 97 % | "
                      f"{'yes' if t['target_met'] else 'NO'} |")
     if "perturbations" in s:
@@ -50,20 +58,24 @@ def write_report(out: str | Path, *, command: str = COMMAND) -> Path:
     lines.append("")
     if "distance_selection" in s:
         t = s["distance_selection"]
-        acc = ", ".join(f"{d} ℓ2 {_pct(a)}" for d, a in t["accuracy"].items())
-        used = {e: s[e]["distance"] for e in DERIVED if e in s and "distance" in s[e]}
-        ran = "; ".join(f"{e}: {d} ℓ2" + ("" if d == t["best"] else " (NOT the validation choice)")
-                        for e, d in used.items()) or "none of them has run yet"
-        lines += ["## Distance, chosen on validation", "",
+        best = (t["best"], t.get("best_schedule", "constant"))
+        grid = t.get("grid") or {f"{d}/constant": a for d, a in t["accuracy"].items()}
+        acc = ", ".join(f"{k.replace('/', ' ℓ2, ')} step {_pct(a)}" for k, a in grid.items())
+        used = {e: (s[e]["distance"], _sched(s[e])) for e in DERIVED if e in s and "distance" in s[e]}
+        ran = "; ".join(f"{e}: {d} ℓ2, {sc} step" + ("" if (d, sc) == best else " (NOT the validation choice)")
+                        for e, (d, sc) in used.items()) or "none of them has run yet"
+        lines += ["## Distance and step schedule, chosen on validation", "",
                   f"Models {', '.join(t['models'])}, {t['n']} validation images (own seed stream, never the test "
-                  f"images), {t['restarts']} restarts: {acc}. Best: **{t['best']} ℓ2**, the `distance` setting "
-                  f"of the experiments built on the three architectures. They ran with — {ran}.", ""]
+                  f"images), {t['restarts']} restarts: {acc}. Best: **{best[0]} ℓ2 with the {best[1]} step**, the "
+                  f"`distance` and `lr_schedule` settings of the experiments built on the three architectures. "
+                  f"They ran with — {ran}.", ""]
     for key, title in (("two_arch", "App. A replica"), ("three_arch", "Three architectures"),
                        ("controls", "Negative controls: same architecture, different training seeds")):
         if key not in s:
             continue
         t = s[key]
-        lines += [f"## {title}", "", f"Models {', '.join(t['models'])}; {t['distance']} ℓ2; n = {t['n']}.", "",
+        lines += [f"## {title}", "", f"Models {', '.join(t['models'])}; {t['distance']} ℓ2, {_sched(t)} step; "
+                                     f"n = {t['n']}.", "",
                   "| true \\ predicted | " + " | ".join(t["models"]) + " | accuracy |",
                   "| --- |" + " --- |" * (len(t["models"]) + 1)]
         for i, name in enumerate(t["models"]):
@@ -71,8 +83,11 @@ def write_report(out: str | Path, *, command: str = COMMAND) -> Path:
                          f" | {_pct(t['per_model_accuracy'][name])} |")
         lines += ["", "Accuracy by restarts: " + ", ".join(f"{r}: {_pct(a)}" for r, a in
                                                              t["accuracy_by_restarts"].items()), ""]
-        if key == "three_arch" and "pixel" in t:
+        if key == "three_arch" and "pixel" in t:  # runs before `other_distance`
             lines += [f"Pixel ℓ2 at {t['pixel']['restarts']} restarts: {_pct(t['pixel']['accuracy'])}.", ""]
+        if key == "three_arch" and "other_distance" in t:
+            o = t["other_distance"]
+            lines += [f"{o['distance'].capitalize()} ℓ2 at {o['restarts']} restarts: {_pct(o['accuracy'])}.", ""]
     if "open_set" in s:
         t = s["open_set"]
         lines += ["## Open set (our extension)", "",
@@ -94,7 +109,8 @@ def write_report(out: str | Path, *, command: str = COMMAND) -> Path:
     if "perturbations" in s:
         p = s["perturbations"]
         r3, r10 = (str(v) for v in p["restarts"])
-        lines += ["## Table I and JPEG (error rates)", "", f"n = {p['n']}, {p.get('distance', 'feature')} ℓ2.", "",
+        lines += ["## Table I and JPEG (error rates)", "",
+                  f"n = {p['n']}, {p.get('distance', 'feature')} ℓ2, {_sched(p)} step.", "",
                   f"| perturbation | paper (3 / 10 restarts) | ours ({r3} / {r10}) | within paper at {r10} |",
                   "| --- | --- | --- | --- |"]
         for r in p["rows"].values():

@@ -62,11 +62,11 @@ def exp_seed_recovery(ctx: Context) -> dict[str, Any]:
     g = frozen_copy(ctx.model(name))
     z0 = restart_pool(g.latent_dim, cfg.restarts, cfg.seed)
     t0 = time.perf_counter()
-    rec = reconstruct(g, x, z0, steps=cfg.steps, lr=cfg.lr)
+    rec = reconstruct(g, x, z0, steps=cfg.steps, lr=cfg.lr, lr_schedule=cfg.lr_schedule)
     start = ((z0[:, None] - z[None]) ** 2).mean(-1)  # (R, n)
     final = ((rec.best_seed - z) ** 2).mean(-1)
     noise = 0.05 * torch.randn(z.shape, generator=torch.Generator().manual_seed(derive_seed(cfg.seed, "near")))
-    near = reconstruct(g, x, (z + noise)[None], steps=cfg.steps, lr=cfg.lr)
+    near = reconstruct(g, x, (z + noise)[None], steps=cfg.steps, lr=cfg.lr, lr_schedule=cfg.lr_schedule)
     near_final = ((near.best_seed - z) ** 2).mean(-1)
     ctx.log(f"  seed recovery on {name}: {time.perf_counter() - t0:.0f} s")
     return {
