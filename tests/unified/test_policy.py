@@ -243,6 +243,24 @@ def test_rules_in_order() -> None:
     assert decide([], pol).answer == "unknown"
 
 
+def test_fingerprint_matches_are_bonferroni_corrected_over_decoders() -> None:
+    pol = Policy(alpha_detect=0.01)
+    hit = _f("yu2022", "carol", strong=True, p=PValue(0.004))  # matched by its own decoder's k_N rule
+    miss = _f("yu2022", "unknown", p=PValue(1.0))
+    skipped = _f("yu2022", None)  # a decoder that could not read the image does not count
+    d = decide([hit, skipped], pol)
+    assert (d.answer, d.decided_by) == ("carol", "yu2022") and d.confidence == pytest.approx(0.996)
+    # three decoders read it: 3 · 0.004 > 0.01 → not decisive, later rules decide (here: nothing → unknown)
+    d = decide([hit, miss, miss], pol)
+    assert d.decided_by != "yu2022" and d.answer == "unknown"
+    strong = _f("yu2022", "carol", strong=True, p=PValue(1e-6))
+    d = decide([strong, miss, miss], pol)
+    assert d.answer == "carol" and d.confidence == pytest.approx(1 - 3e-6)
+    assert "Bonferroni over 3" in d.notes[0]
+    other = _f("yu2022", "dave", strong=True, p=PValue(1e-7))
+    assert decide([strong, other, miss], pol).answer == "ambiguous"
+
+
 def test_reconstruction_breaks_only_ambiguous_ties() -> None:
     amb = Decision("ambiguous", 0.9, "classifier", ("x", "y"))
     deep = _f("seed-reconstruction", "y")

@@ -9,7 +9,8 @@ The rules, in order (docs/attribute.md has the prose and the reasons):
    ``unknown`` (Kim et al.'s Eq. 2: not attributable) or ``defer`` (the keys are inconclusive — e.g. an
    unregistered model's images, off the manifold the keys were checked on, fire keys at random — and rules 3–4
    decide).
-3. **yu2022** — the decoded code matches a registered code with N · P(Bin(d_c, ½) ≥ k) ≤ ``alpha_detect`` → that user.
+3. **yu2022** — the decoded code matches a registered code with m · N · P(Bin(d_c, ½) ≥ k) ≤ ``alpha_detect`` →
+   that user (N registered codes of that decoder; Bonferroni over the m decoders that read the image).
    (Two decisive findings that disagree — two logs, two key sets — → ``ambiguous``.)
 4. **classifier + flipad** — conformal prediction set: candidate c (a model or ``real``) stays in the set when its
    combined credibility — Bonferroni over the classifiers that know c and c's detector, p_c = min(1, k · min p) —
@@ -146,6 +147,8 @@ def decisive(method: str, findings: Sequence[Finding], policy: Policy) -> Decisi
                                                           "attributable (Kim et al. Eq. 2 needs exactly one)",))
             return Decision(AMBIGUOUS, min(_conf(f.p) for f in strong), method, tuple(fired),
                             (f"{len(fired)} keys fired: several users claim the image",))
+    if method == "yu2022":
+        return _fingerprint_decision(findings, policy)
     strong = [f for f in findings if f.strong]
     if not strong:
         return None
@@ -156,6 +159,24 @@ def decisive(method: str, findings: Sequence[Finding], policy: Policy) -> Decisi
     f = strong[0]
     conf = 1.0 if method == "log" else _conf(f.p)
     return Decision(f.answer or UNKNOWN, conf, method)
+
+
+def _fingerprint_decision(findings: Sequence[Finding], policy: Policy) -> Decision | None:
+    """Rule 3. Every decoder that read the image is one more chance that uniform bits match some registered code,
+    so its p-value (N · P(Bin ≥ k), over its own registry) is multiplied by m, the number of decoders that ran
+    (Bonferroni); the component's own k_N threshold alone would let m decoders add up their false matches."""
+    ran = [f for f in findings if f.p is not None]
+    m = max(1, len(ran))
+    strong = [(f, PValue(min(1.0, m * f.p.value))) for f in ran if f.strong and f.p is not None
+              and m * f.p.value <= policy.alpha_detect]
+    if not strong:
+        return None
+    answers = sorted({f.answer for f, _ in strong if f.answer is not None})
+    conf = min(_conf(p) for _, p in strong)
+    if len(answers) > 1:
+        return Decision(AMBIGUOUS, conf, "yu2022", tuple(answers), ("decisive findings disagree",))
+    note = (f"Bonferroni over {m} fingerprint decoders",) if m > 1 else ()
+    return Decision(strong[0][0].answer or UNKNOWN, conf, "yu2022", (), note)
 
 
 def _architecture_tiebreak(accepted: list[str], findings: Sequence[Finding], alpha: float,
