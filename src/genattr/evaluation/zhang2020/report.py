@@ -53,7 +53,7 @@ def write_report(out: str | Path, *, command: str = COMMAND) -> Path:
     if bench.is_file():
         b = json.loads(bench.read_text())
         lines.append(f"| batched vs per-attempt loop | – | {b['speedup']:.1f}× (Δd {b['max_abs_distance_diff']:.1e}, "
-                     f"{b['n_images']}×{b['restarts']}×{b['steps']}) | ≥ 9×, ±1e-4 | "
+                     f"{b['n_images']}×{b['restarts']}×{b['steps']}, {b.get('threads', 1)} thread(s)) | ≥ 9×, ±1e-4 | "
                      f"{'yes' if b['speedup_ok'] and b['distance_ok'] else 'NO'} |")
     lines.append("")
     if "distance_selection" in s:
