@@ -109,11 +109,20 @@ def write_report(out: str | Path, *, command: str = COMMAND) -> Path:
                     f"interval ({cfg.get('n_bootstrap', '?')} resamples) over the pooled test images. "
                     "See [docs/yu2019.md](../../yu2019.md) for the method and the choices.", "",
                     _zoo.provenance(), ""]
-    if cfg:
-        L += ["Setup of the ablations (Tables 4, 5, 7, visNet; Tables 1 and 3 state their own sizes): "
-              f"{cfg['n_train']} training, {cfg['n_val']} calibration and {cfg['n_test']} test images per "
-              f"source; attribution net width {cfg['width']} (512-d fingerprint), {cfg['epochs']} epochs, "
-              f"batch {cfg['batch_size']}, Adam lr {cfg['lr']}; seed {cfg['seed']}; {cfg['threads']} CPU threads.", ""]
+    # The ablations may have run at different sizes (experiment_overrides): one setup line per distinct setup.
+    titles = {"components": "Tables 4, 5", "immunisation": "Table 7", "visnet": "visNet"}
+    setups: dict[str, list[str]] = {}
+    for e in ablations:
+        c = s.get(e, {}).get("config")
+        if c:
+            line = (f"{c['n_train']} training, {c['n_val']} calibration and {c['n_test']} test images per "
+                    f"source; attribution net width {c['width']} ({c['feature_dim']}-d fingerprint), {c['epochs']} "
+                    f"epochs, batch {c['batch_size']}, Adam lr {c['lr']}"
+                    + (f", fine-tuned {c['finetune_epochs']} epochs at lr {c['finetune_lr']}" if e == "immunisation"
+                       else "") + f"; seed {c['seed']}; {c['threads']} CPU threads.")
+            setups.setdefault(line, []).append(titles[e])
+    for line, which in setups.items():
+        L += [f"Setup of {', '.join(which)} (Tables 1 and 3 state their own sizes): {line}", ""]
     missing = [e for e in EXPERIMENTS if e not in s]
     if missing:
         L += [f"**Not run in this report:** {', '.join(missing)}.", ""]
