@@ -68,6 +68,7 @@ def test_reconstruct_bad_input_is_one_line(setup: dict, tmp_path: Path) -> None:
         (["--candidates", setup["dirs"][0], str(tmp_path / "missing.png")], "no such image"),
         (["--candidates", setup["dirs"][0], str(setup["images"][0]), "--distance", "lpips"], "distance"),
         (["--candidates", setup["dirs"][0], str(setup["images"][0]), "--engine", "spark"], "engine"),
+        (["--candidates", setup["dirs"][0], str(setup["images"][0]), "--lr-schedule", "step"], "lr_schedule"),
         (["--candidates", setup["dirs"][0] + "," + setup["dirs"][0], str(setup["images"][0])], "duplicate"),
         (["--candidates", setup["dirs"][0], str(setup["images"][0]), "--policy", "p.txt"], "--log"),
     ]

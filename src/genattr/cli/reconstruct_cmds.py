@@ -108,6 +108,8 @@ def reconstruct(
     distance: Annotated[str, typer.Option(help="pixel (ℓ2) or feature (ℓ2 on the zoo classifier's features).")
                         ] = "pixel",
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 0.1,
+    lr_schedule: Annotated[str, typer.Option(help="Adam step schedule: cosine (decay to 0; chosen on validation, "
+                                             "docs/zhang2020.md) or constant (the paper's code).")] = "cosine",
     seed: Annotated[int, typer.Option(help="Seed of the restart pool.")] = 0,
     log: Annotated[Path | None, typer.Option("--log", help="Generation log database: check whether the image's "
                                              "exact hash is logged (strict attribution).")] = None,
@@ -146,7 +148,7 @@ def reconstruct(
     elif policy is not None or log_key is not None:
         raise ConfigError("--policy / --log-key only apply with --log")
     att = SeedReconstruction(distance=distance, restarts=restarts, steps=steps, lr=lr, seed=seed, engine=engine,
-                             ray_address=ray_address).fit(gens)
+                             ray_address=ray_address, lr_schedule=lr_schedule).fit(gens)
     x = torch.cat([load_image(p, att.image_shape_[0], tuple(att.image_shape_)) for p in images])
     _plan(att, gens, x, engine, as_json)
     from genattr.cli.common import progress_bars

@@ -254,7 +254,7 @@ class Reconstructor:
         for name in sorted({c for s in shortlists for c in s}):
             rows = [i for i in range(n) if name in shortlists[i]]
             g, z0 = self._generator(name)
-            r = reconstruct(g, x[rows], z0, steps=self.steps, lr=self.lr)
+            r = reconstruct(g, x[rows], z0, steps=self.steps, lr=self.lr, lr_schedule="cosine")  # docs/zhang2020.md
             with torch.no_grad():
                 imgs = g(r.best_seed).float() if rows else None
             for t, i in enumerate(rows):
