@@ -223,9 +223,10 @@ class Reconstructor:
     method = "seed-reconstruction"
 
     def __init__(self, generators: Mapping[str, Any], *, restarts: int = 3, steps: int = 200, lr: float = 0.1,
-                 seed: int = 0) -> None:
+                 seed: int = 0, lr_schedule: str = "cosine") -> None:
         self.loaders = dict(generators)
         self.restarts, self.steps, self.lr, self.seed = restarts, steps, lr, seed
+        self.lr_schedule = lr_schedule  # cosine: chosen on validation (docs/zhang2020.md)
         self._cache: dict[str, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -254,7 +255,7 @@ class Reconstructor:
         for name in sorted({c for s in shortlists for c in s}):
             rows = [i for i in range(n) if name in shortlists[i]]
             g, z0 = self._generator(name)
-            r = reconstruct(g, x[rows], z0, steps=self.steps, lr=self.lr, lr_schedule="cosine")  # docs/zhang2020.md
+            r = reconstruct(g, x[rows], z0, steps=self.steps, lr=self.lr, lr_schedule=self.lr_schedule)
             with torch.no_grad():
                 imgs = g(r.best_seed).float() if rows else None
             for t, i in enumerate(rows):
@@ -270,7 +271,8 @@ class Reconstructor:
             details = {"distances": [{"candidate": c, "distance": d} for c, d in sorted(dist[i].items(),
                                                                                         key=lambda kv: kv[1])],
                        "best": best, "reconstruction": png_data_url(recon[i][best]), "restarts": self.restarts,
-                       "steps": self.steps, "distance": "pixel RMS (Zhang et al. 2020, Eq. 4-5)",
+                       "steps": self.steps, "lr_schedule": self.lr_schedule,
+                       "distance": "pixel RMS (Zhang et al. 2020, Eq. 4-5)",
                        "note": "closed-set over the shortlist: the smallest distance wins; no p-value"}
             out.append(Finding(Evidence("seed-reconstruction", best, None, details), best))
         return out

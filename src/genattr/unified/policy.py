@@ -165,10 +165,9 @@ def _fingerprint_decision(findings: Sequence[Finding], policy: Policy) -> Decisi
     """Rule 3. Every decoder that read the image is one more chance that uniform bits match some registered code,
     so its p-value (N · P(Bin ≥ k), over its own registry) is multiplied by m, the number of decoders that ran
     (Bonferroni); the component's own k_N threshold alone would let m decoders add up their false matches."""
-    ran = [f for f in findings if f.p is not None]
+    ran = [(f, f.p.value) for f in findings if f.p is not None]
     m = max(1, len(ran))
-    strong = [(f, PValue(min(1.0, m * f.p.value))) for f in ran if f.strong and f.p is not None
-              and m * f.p.value <= policy.alpha_detect]
+    strong = [(f, PValue(min(1.0, m * p))) for f, p in ran if f.strong and m * p <= policy.alpha_detect]
     if not strong:
         return None
     answers = sorted({f.answer for f, _ in strong if f.answer is not None})
