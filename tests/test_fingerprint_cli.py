@@ -93,14 +93,17 @@ def test_reproduce_writes_results(tmp_path) -> None:
     tiny_decoding_model().save(tmp_path / "models" / "fp64")
     r = runner.invoke(app, ["reproduce-yu2022", "--out", str(tmp_path / "res"), "--models", str(tmp_path / "models"),
                             "--only", "accuracy", "--only", "distinct", "--only", "capacity", "--quick",
-                            "--threads", "1"])
+                            "--threads", "1", "--set", "n_codes=300"])
     assert r.exit_code == 0, r.output
     acc = json.loads((tmp_path / "res" / "accuracy.json").read_text())
-    assert acc["n"] == 1000 and 0.5 < acc["bit_accuracy"] <= 1 and "fixed" in acc["word_accuracy"]
+    assert acc["config"]["n_codes"] == 300
+    assert acc["n"] == 300 and 0.5 < acc["bit_accuracy"] <= 1 and "fixed" in acc["word_accuracy"]
     assert json.loads((tmp_path / "res" / "distinct.json").read_text())["distinct_decoded"] > 1
     assert "## accuracy" in (tmp_path / "res" / "README.md").read_text()
     r = runner.invoke(app, ["reproduce-yu2022", "--out", str(tmp_path / "res2"), "--models", str(tmp_path / "none")])
     assert r.exit_code == 1 and "no fingerprint model" in r.output
+    r = runner.invoke(app, ["reproduce-yu2022", "--out", str(tmp_path / "res3"), "--set", "table2_stpes=5"])
+    assert r.exit_code == 1 and "unknown yu2022 setting" in r.output
 
 
 def test_ship_verifies_and_serves_as_default(tmp_path, model_dir, monkeypatch) -> None:

@@ -327,10 +327,13 @@ def reproduce_yu2022_cmd(
                                                    "false_attribution, robustness, table2.")] = None,
     quick: Annotated[bool, typer.Option("--quick", hidden=True)] = False,
     threads: Annotated[int, typer.Option(min=1)] = 2,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable; "
+                                                   "tuples comma-separated), e.g. --set table2_steps=1000.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary on stdout.")] = False,
 ) -> None:
     """Yu et al. (ICLR 2022) scalable fingerprints: every experiment → OUT (JSON + README.md)."""
-    from genattr.cli.common import deprecated, prepare_reproduce, reproduce_done
+    from genattr.cli.common import deprecated, parse_set, prepare_reproduce, reproduce_done
+    from genattr.evaluation.settings import override_fields
     from genattr.evaluation.yu2022 import Yu2022Config, reproduce_yu2022
     from genattr.evaluation.yu2022.experiments import DEFAULT_EXPERIMENTS
 
@@ -342,8 +345,9 @@ def reproduce_yu2022_cmd(
         cfg.n_codes, cfg.fd_n, cfg.robustness_n, cfg.attribution_n = 1000, 2000, 200, 50
         cfg.registry_size, cfg.n_real, cfg.distinct_codes, cfg.table2_steps = 100_000, 1000, 200, 200
         cfg.baseline_train_per_source, cfg.baseline_epochs = 100, 4
+    cfg = override_fields(cfg, parse_set(set_), what="yu2022 setting")
     out_dir, _, _ = prepare_reproduce("yu2022", out=out, models=None, write_docs=write_docs, ship=False,
-                                      paper_size=paper_size, only=only, set_=None)
+                                      paper_size=paper_size, only=only, set_=set_)
     reproduce_yu2022(cfg, out_dir)
     reproduce_done("yu2022", out_dir / "README.md", out_dir, None, as_json)
 

@@ -83,6 +83,8 @@ class Yu2022Config:
     table2_sizes: tuple[int | None, ...] = (10, 100, 1000, 10_000, None)
     table2_steps: int = 1500
     table2_eval: int = 2000
+    # Checkpoints of the Table 2 runs (tens of MB each): scratch space, never the results folder.
+    table2_dir: str = "runs/yu2022-table2"
     alpha: float = 0.01
     seed: int = 0
     threads: int = 2
@@ -366,7 +368,7 @@ def exp_robustness(cfg: Yu2022Config, model: Any) -> dict[str, Any]:
             "note": "strengths of Fig. 5 scaled to 32 px; immunised variants are separate trained models"}
 
 
-def exp_table2(cfg: Yu2022Config, model: Any, out: Path) -> dict[str, Any]:
+def exp_table2(cfg: Yu2022Config, model: Any) -> dict[str, Any]:
     from genattr.watermark.fingerprint import bit_accuracy_on_fresh_codes
     from genattr.watermark.fingerprint_training import FingerprintTrainConfig, train_fingerprint
 
@@ -380,7 +382,7 @@ def exp_table2(cfg: Yu2022Config, model: Any, out: Path) -> dict[str, Any]:
         tc = FingerprintTrainConfig(code_bits=model.code_bits, warm_start=base, code_pool=size, epochs=1,
                                     steps_per_epoch=cfg.table2_steps, eval_codes=500, seed=cfg.seed,
                                     threads=cfg.threads)
-        res = train_fingerprint(tc, out / "table2_runs" / str(size or "fresh"), progress=True)
+        res = train_fingerprint(tc, Path(cfg.table2_dir) / str(size or "fresh"), progress=True)
         m = res.model
         if size is None:
             train_acc = bit_accuracy_on_fresh_codes(m, cfg.table2_eval, seed=7)["bit_accuracy"]
@@ -394,7 +396,7 @@ def exp_table2(cfg: Yu2022Config, model: Any, out: Path) -> dict[str, Any]:
         test_acc = bit_accuracy_on_fresh_codes(m, cfg.table2_eval, seed=10)["bit_accuracy"]
         rows[str(size or "fresh")] = {"train_bit_accuracy": train_acc, "test_bit_accuracy": test_acc,
                                       "paper": PAPER["table2"].get(size or "fresh")}
-    return {"steps": cfg.table2_steps, "warm_start": cfg.baseline, "results": rows}
+    return {"steps": cfg.table2_steps, "warm_start": cfg.baseline, "runs": cfg.table2_dir, "results": rows}
 
 
 def reproduce_yu2022(config: Yu2022Config | dict[str, Any] | None, out_dir: str | Path) -> dict[str, Any]:
@@ -416,7 +418,7 @@ def reproduce_yu2022(config: Yu2022Config | dict[str, Any] | None, out_dir: str 
         for name in cfg.experiments:
             t = time.perf_counter()
             fn = globals()[f"exp_{name}"]
-            summary = fn(cfg, model, out) if name == "table2" else fn(cfg, model)
+            summary = fn(cfg, model)
             summary["seconds"] = round(time.perf_counter() - t, 1)
             summary["config"] = json.loads(json.dumps(asdict(cfg)))
             _write(out, name, summary)
