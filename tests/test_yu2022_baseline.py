@@ -185,3 +185,15 @@ def test_the_table_renders_old_results_without_a_classifier(tmp_path: Path) -> N
     (tmp_path / "attribution.json").write_text(json.dumps(old))
     text = write_report(tmp_path).read_text()
     assert "| 10 | 1.000 | — | 0.995 | — | — / — | 0.998 / 1.000 | 0.102 / 1.000 |" in text
+
+
+def test_table2_renders_as_a_table_beside_the_paper(tmp_path: Path) -> None:
+    from genattr.evaluation.yu2022.experiments import PAPER, write_report
+
+    res = {"steps": 1000, "warm_start": "fmnist-dcgan-s0",
+           "results": {"10": {"train_bit_accuracy": 0.97, "test_bit_accuracy": 0.69, "paper": PAPER["table2"][10]},
+                       "fresh": {"train_bit_accuracy": 0.9, "test_bit_accuracy": 0.875, "paper": None}}}
+    (tmp_path / "table2.json").write_text(json.dumps(res))
+    text = write_report(tmp_path).read_text()
+    assert "| 10 | 1.000 | 0.512 | 0.970 | 0.690 |" in text
+    assert "| sampled on the fly | — | — | 0.900 | 0.875 |" in text and "1000 training steps" in text
