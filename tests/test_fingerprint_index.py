@@ -128,6 +128,19 @@ def test_bad_input_and_duplicates() -> None:
         as_bits(np.zeros((2, 2, 2)))
 
 
+def test_fresh_code_never_repeats_a_registered_one() -> None:
+    idx = FingerprintIndex(8)
+    all_codes = unpack_bits(np.arange(256, dtype=np.uint8)[:, None], 8)
+    idx.add_many([f"u{i}" for i in range(250)], all_codes[:250])
+    rng = np.random.default_rng(0)
+    free = {pack_bits(c[None])[0].tobytes() for c in all_codes[250:]}
+    for _ in range(20):  # 250 of 256 taken: a plain draw would collide 98 % of the time
+        assert pack_bits(idx.fresh_code(rng)[None])[0].tobytes() in free
+    idx.add_many([f"v{i}" for i in range(6)], all_codes[250:])
+    with pytest.raises(ConfigError, match="use more bits"):
+        idx.fresh_code(rng, max_tries=50)
+
+
 def test_save_load_round_trip_and_generations(tmp_path) -> None:
     idx, _codes = _index(300)
     idx.save(tmp_path / "reg")

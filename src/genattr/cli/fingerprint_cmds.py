@@ -216,7 +216,7 @@ def issue(
         if user in reg:
             raise ConfigError(f"user {user!r} is already registered in {idx_dir}; user names must be unique")
         rng = np.random.default_rng(secrets.randbits(128))
-        code = rng.integers(0, 2, fp.code_bits, dtype=np.uint8)
+        code = reg.fresh_code(rng)
         inst = fp.instance(code)
         t_inst = time.perf_counter() - t0
         tmp = out.with_name(out.name + ".tmp-issue")

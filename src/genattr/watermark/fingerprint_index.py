@@ -165,6 +165,16 @@ class FingerprintIndex:
         return faiss.vector_to_array(self._flat.xb).reshape(len(self), self.code_bytes).copy()
 
     # -- registration --------------------------------------------------------------------------------------
+    def fresh_code(self, rng: np.random.Generator, *, max_tries: int = 1000) -> np.ndarray:
+        """Draw uniform random bits (d,) not yet registered; short codes collide often (8 bits: 1 in 256)."""
+        known = self._codes_set()
+        for _ in range(max_tries):
+            code = rng.integers(0, 2, self.code_bits, dtype=np.uint8)
+            if pack_bits(code[None])[0].tobytes() not in known:
+                return code
+        raise ConfigError(f"no unregistered {self.code_bits}-bit code found in {max_tries} draws "
+                          f"({len(self)} of {2 ** self.code_bits} codes taken); use more bits")
+
     def add(self, name: str, code: Any) -> int:
         """Register one user; returns its id. Duplicate names or codes raise ConfigError."""
         return int(self.add_many([name], as_bits(code, self.code_bits)[None])[0])
