@@ -259,6 +259,42 @@ def test_init_from_a_finished_run_starts_from_its_weights(tmp_path) -> None:
                           progress=False)
 
 
+def test_ema_is_the_moving_average_of_the_steps_and_resumes(tmp_path) -> None:
+    images = torch.rand(32, 1, 32, 32) * 2 - 1
+    run = functools.partial(train_fingerprint, images=images, progress=False)
+    w0 = run(_tiny_cfg(epochs=1, lr=0.0, lr_fingerprint=0.0), tmp_path / "w0").model.state_dict()
+    w1 = run(_tiny_cfg(epochs=1, steps_per_epoch=1), tmp_path / "w1").model.state_dict()
+    w2 = run(_tiny_cfg(epochs=1), tmp_path / "w2").model.state_dict()
+    d = 0.75
+    ema = run(_tiny_cfg(epochs=1, ema_decay=d), tmp_path / "ema").model.state_dict()
+    for k, v in ema.items():
+        want = w2[k] if k.startswith("decoder.") else d * d * w0[k] + d * (1 - d) * w1[k] + (1 - d) * w2[k]
+        torch.testing.assert_close(v, want, msg=k)
+    # interrupted after one epoch and resumed: the average continues where it stopped
+    full = run(_tiny_cfg(ema_decay=d), tmp_path / "full")
+    run(_tiny_cfg(epochs=1, ema_decay=d), tmp_path / "part")
+    resumed = run(_tiny_cfg(ema_decay=d), tmp_path / "part")
+    for (k, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=k)
+    with pytest.raises(ConfigError, match="ema_decay"):
+        run(_tiny_cfg(ema_decay=1.0), tmp_path / "bad")
+
+
+def test_unfingerprinted_baseline_ignores_the_code(tmp_path) -> None:
+    images = torch.rand(32, 1, 32, 32) * 2 - 1
+    res = train_fingerprint(_tiny_cfg(fingerprint=False, decoder_warmup_steps=5), tmp_path / "b", images=images,
+                            progress=False, fd_fn=lambda x: float(x.std()))
+    assert [sorted(r) for r in res.history] == [["epoch", "fd", "seconds", "train_adv", "train_d", "train_r1"]] * 2
+    z = torch.randn(3, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(res.model(z, sample_codes(3, 8)), res.model(z, sample_codes(3, 8)))
+    assert all(float(p.abs().max()) == 0 for n, p in res.model.named_parameters() if ".affine." in n)
+    assert (tmp_path / "b" / "best" / "config.json").is_file()
+    with pytest.raises(ConfigError, match="baseline"):
+        train_fingerprint(_tiny_cfg(fingerprint=False, perturb={"name": "blur", "kernel_size": 3}),
+                          tmp_path / "x", images=images, progress=False)
+
+
 def test_best_validation_epoch_is_kept(tmp_path) -> None:
     images = torch.rand(16, 1, 32, 32) * 2 - 1
     res = train_fingerprint(_tiny_cfg(epochs=3, lr_fingerprint=0.05), tmp_path / "r", images=images, progress=False)

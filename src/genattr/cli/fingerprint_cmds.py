@@ -88,6 +88,10 @@ def train(
     decoder_warmup: Annotated[int, typer.Option(min=0, help="Steps of decoder-only warm-up before joint "
                                                             "training (fresh runs).")] = 2000,
     fd: Annotated[bool, typer.Option("--fd/--no-fd", help="Per-epoch FD with the zoo classifier.")] = True,
+    ema: Annotated[float, typer.Option("--ema", min=0.0, max=0.9999, help="EMA decay of E and G's weights for "
+                                       "evaluation and the saved model (StyleGAN2's G_ema; 0 = off).")] = 0.0,
+    fingerprint: Annotated[bool, typer.Option("--fingerprint/--no-fingerprint", help="--no-fingerprint trains the "
+                                              "same recipe with the fingerprint off (the FD baseline).")] = True,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(min=1)] = 2,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
@@ -118,6 +122,7 @@ def train(
                                  code_pool=code_pool, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
                                  ngf=ngf, ndf=ndf, limit=limit, seed=seed, threads=threads,
                                  decoder_warmup_steps=decoder_warmup,
+                                 ema_decay=ema, fingerprint=fingerprint,
                                  init_from=str(init_from.resolve()) if init_from is not None else None)
     fd_fn = None
     if fd:
@@ -131,8 +136,10 @@ def train(
         print(json.dumps({"out": str(out), "model": str(out / "model"), "epochs": res.epochs_done,
                           "seconds": res.seconds, "bit_accuracy": last.get("bit_accuracy")}))
         return
-    console.print(f"trained {res.epochs_done} epochs in {res.seconds:.0f} s; bit accuracy "
-                  f"{last.get('bit_accuracy', float('nan')):.4f}; model saved to {out / 'model'}", highlight=False)
+    score = (f"bit accuracy {last.get('bit_accuracy', float('nan')):.4f}" if fingerprint
+             else f"FD {last.get('fd', float('nan')):.2f}")
+    console.print(f"trained {res.epochs_done} epochs in {res.seconds:.0f} s; {score}; model saved to "
+                  f"{out / 'model'}", highlight=False)
 
 
 def _plan_train(cfg: Any, out: Path, paper_size: bool) -> None:

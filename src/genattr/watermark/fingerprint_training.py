@@ -75,6 +75,12 @@ class FingerprintTrainConfig:
     perturb: dict[str, Any] | None = None  # immunisation: perturbation config applied before F
     eval_codes: int = 1000  # fresh codes for the per-epoch bit accuracy
     fd_n: int = 2000  # images for the per-epoch FD (when an fd_fn is given)
+    # exponential moving average of E and G's weights (StyleGAN2's G_ema; 0 = off): evaluation, the saved model
+    # and the kept best use the average, F stays the live decoder; the checkpoint keeps both
+    ema_decay: float = 0.0
+    # False: the same recipe with the fingerprint switched off (A_l = 0 and frozen, no E/F training, only the
+    # adversarial term, no decoder warm-up) — the "unfingerprinted model of the same recipe" for the FD ratio
+    fingerprint: bool = True
     data: str = "fashion-mnist"
     limit: int | None = None
     threads: int | None = None
@@ -88,6 +94,11 @@ class FingerprintTrainConfig:
             raise ConfigError("epochs ≥ 1, batch_size ≥ 2 and r1_every ≥ 1 are required")
         if len(cfg.lambdas) != 4:
             raise ConfigError("lambdas are (adv, z, c, const)")
+        if not 0.0 <= cfg.ema_decay < 1.0:
+            raise ConfigError(f"ema_decay must lie in [0, 1), got {cfg.ema_decay}")
+        if not cfg.fingerprint and (cfg.perturb or cfg.code_pool is not None or cfg.init_from):
+            raise ConfigError("fingerprint=False (the unfingerprinted baseline) takes no perturb, code_pool or "
+                              "init_from")
         if cfg.code_pool is not None and cfg.code_pool < 1:
             raise ConfigError("code_pool must be ≥ 1 (or None for fresh codes every step)")
         return cfg
@@ -180,7 +191,11 @@ def _build(cfg: FingerprintTrainConfig, channels: int) -> tuple[FingerprintModel
     elif cfg.warm_start:
         from genattr.generators import Generator
 
-        model.warm_start(Generator.from_pretrained(cfg.warm_start))
+        model.warm_start(Generator.from_pretrained(cfg.warm_start), reset_modulation=not cfg.fingerprint)
+    if not cfg.fingerprint:
+        for layer in [*model.generator.blocks, model.generator.to_image]:
+            nn.init.zeros_(layer.affine.weight)
+            nn.init.zeros_(layer.affine.bias)
     return model, D
 
 
@@ -189,8 +204,13 @@ def _optimizers(cfg: FingerprintTrainConfig, model: FingerprintModel, D: nn.Modu
     fp_params = [*model.embed.parameters(), *model.decoder.parameters()]
     affine = [p for n, p in model.generator.named_parameters() if ".affine." in n]
     g_params = [p for n, p in model.generator.named_parameters() if ".affine." not in n]
-    opt_g = torch.optim.Adam([{"params": g_params, "lr": cfg.lr},
-                              {"params": fp_params + affine, "lr": cfg.lr_fingerprint}], betas=cfg.betas)
+    groups = [{"params": g_params, "lr": cfg.lr}]
+    if cfg.fingerprint:
+        groups.append({"params": fp_params + affine, "lr": cfg.lr_fingerprint})
+    else:  # A_l stay exactly 0: G(z, c) does not depend on c
+        for p in fp_params + affine:
+            p.requires_grad_(False)
+    opt_g = torch.optim.Adam(groups, betas=cfg.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
     return opt_g, opt_d
 
@@ -201,6 +221,20 @@ def _fd(model: FingerprintModel, cfg: FingerprintTrainConfig, fd_fn: Callable[[t
     xs = [model.sample(min(500, cfg.fd_n - i), sample_codes(min(500, cfg.fd_n - i), cfg.code_bits, g), g)
           for i in range(0, cfg.fd_n, 500)]
     return float(fd_fn(torch.cat(xs)))
+
+
+def _ema_pairs(ema: FingerprintModel, model: FingerprintModel) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    mods = ("generator", "embed")
+    return ([p for m in mods for p in getattr(ema, m).parameters()],
+            [p for m in mods for p in getattr(model, m).parameters()])
+
+
+def _eval_model(model: FingerprintModel, ema: FingerprintModel | None) -> FingerprintModel:
+    if ema is None:
+        return model
+    ema.decoder.load_state_dict(model.decoder.state_dict())
+    ema.eval()
+    return ema
 
 
 def _train(cfg: FingerprintTrainConfig, out: Path, images: torch.Tensor | None, resume: bool, progress: bool,
@@ -229,9 +263,17 @@ def _train(cfg: FingerprintTrainConfig, out: Path, images: torch.Tensor | None, 
         noise.set_state(t["rng.noise"])
         start_epoch, step, history, elapsed = meta["epoch"], meta["step"], meta["history"], meta["seconds"]
         stopped = bool(meta.get("stopped", False))
+    ema: FingerprintModel | None = None
+    if cfg.ema_decay > 0:
+        import copy
+
+        ema = copy.deepcopy(model).requires_grad_(False)
+        if resume and ckpt.is_file():
+            restore_checkpoint(t, meta, modules={"EMA": ema}, optimizers={})
+        ema_to, ema_from = _ema_pairs(ema, model)
 
     perturb = _perturbation(cfg, noise)
-    if start_epoch == 0 and step == 0 and cfg.decoder_warmup_steps > 0:
+    if start_epoch == 0 and step == 0 and cfg.decoder_warmup_steps > 0 and cfg.fingerprint:
         # notes' pitfall: a decoder that has not learnt to read the codes gives L_c no gradient and the run
         # stalls at bit accuracy 0.5 (measured: 600 joint steps without warm-up stayed at 0.50–0.53)
         losses = warmup_decoder(model, cfg.decoder_warmup_steps, batch_size=cfg.decoder_warmup_batch,
@@ -276,12 +318,20 @@ def _train(cfg: FingerprintTrainConfig, out: Path, images: torch.Tensor | None, 
                     pick = torch.randint(0, pool.shape[0], (2, m), generator=noise)
                     c1, c2 = pool[pick[0]], pool[pick[1]]
                 adv_on = step >= cfg.adv_start_step
-                lambdas = cfg.lambdas if adv_on else (0.0, *cfg.lambdas[1:])
-                loss_g, terms = generator_losses(model, D, z, c1, c2, lambdas=lambdas,  # type: ignore[arg-type]
-                                                 perturb=perturb)
+                if cfg.fingerprint:
+                    lambdas = cfg.lambdas if adv_on else (0.0, *cfg.lambdas[1:])
+                    loss_g, terms = generator_losses(model, D, z, c1, c2, lambdas=lambdas,  # type: ignore[arg-type]
+                                                     perturb=perturb)
+                else:  # the baseline: Eq. 5's adversarial term alone, one image per z
+                    adv_on = True
+                    loss_g = torch.nn.functional.softplus(-D(model(z, c1))).mean()
+                    terms = {"adv": loss_g.detach()}
                 opt_g.zero_grad(set_to_none=True)
                 loss_g.backward()
                 opt_g.step()
+                if ema is not None:
+                    with torch.no_grad():
+                        torch._foreach_lerp_(ema_to, ema_from, 1.0 - cfg.ema_decay)
                 if adv_on:
                     with torch.no_grad():
                         fake = model(z, c1)
@@ -295,29 +345,44 @@ def _train(cfg: FingerprintTrainConfig, out: Path, images: torch.Tensor | None, 
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
                 bar.update(task, advance=1, stats=f"bits {float(terms['bit_acc']):.3f} "
-                           f"c {float(terms['c'].detach()):.3f}")
+                           f"c {float(terms['c'].detach()):.3f}" if cfg.fingerprint else
+                           f"adv {float(terms['adv']):.3f}")
             rec: dict[str, float] = {"epoch": epoch + 1, **{f"train_{k}": v / steps_per_epoch for k, v in sums.items()}}
             model.eval()
-            ev = bit_accuracy_on_fresh_codes(model, cfg.eval_codes, seed=cfg.seed + 555)
-            rec["bit_accuracy"], rec["word_accuracy"] = ev["bit_accuracy"], ev["word_accuracy"]
+            ev_model = _eval_model(model, ema)
+            if cfg.fingerprint:
+                ev = bit_accuracy_on_fresh_codes(ev_model, cfg.eval_codes, seed=cfg.seed + 555)
+                rec["bit_accuracy"], rec["word_accuracy"] = ev["bit_accuracy"], ev["word_accuracy"]
             if fd_fn is not None:
-                rec["fd"] = _fd(model, cfg, fd_fn)
+                rec["fd"] = _fd(ev_model, cfg, fd_fn)
+                if ema is not None:
+                    rec["fd_raw"] = _fd(model, cfg, fd_fn)
             rec["seconds"] = time.perf_counter() - t0
             history.append(rec)
-            bar.console.log(f"epoch {epoch + 1}: bit accuracy {rec['bit_accuracy']:.4f}, word accuracy "
-                            f"{rec['word_accuracy']:.3f}" + (f", FD {rec['fd']:.2f}" if "fd" in rec else ""))
+            parts = []
+            if cfg.fingerprint:
+                parts.append(f"bit accuracy {rec['bit_accuracy']:.4f}, word accuracy {rec['word_accuracy']:.3f}")
+            if "fd" in rec:
+                parts.append(f"FD {rec['fd']:.2f}")
+            if "fd_raw" in rec:
+                parts.append(f"FD without EMA {rec['fd_raw']:.2f}")
+            msg = ", ".join(parts)
+            bar.console.log(f"epoch {epoch + 1}: {msg or 'done'}")
             if on_epoch is not None:
-                stopped = bool(on_epoch(epoch + 1, model, history))
+                stopped = bool(on_epoch(epoch + 1, ev_model, history))
             model.train()
             _save_checkpoint(out, cfg, model, D, opt_g, opt_d, noise, epoch + 1, step, history,
-                             time.perf_counter() - t0, stopped)
-            if rec["bit_accuracy"] >= best_acc:
-                best_acc = rec["bit_accuracy"]
-                _save_best(out, cfg, model, history, epoch + 1)
+                             time.perf_counter() - t0, stopped, ema=ema)
+            # the baseline has no bits to validate on: its last epoch is kept
+            score = rec["bit_accuracy"] if cfg.fingerprint else float(epoch + 1)
+            if score >= best_acc:
+                best_acc = score
+                _save_best(out, cfg, ev_model, history, epoch + 1)
             if stopped:
                 end_epoch = epoch + 1
                 break
     model.eval()
+    model = _eval_model(model, ema)
     seconds = history[-1]["seconds"] if history else time.perf_counter() - t0
     model.save(out / MODEL_DIR, extra={"train_config": json.loads(json.dumps(asdict(cfg))), "epochs_done": end_epoch,
                                        "train_seconds": seconds, "history": history})
@@ -338,7 +403,8 @@ def _save_best(out: Path, cfg: FingerprintTrainConfig, model: FingerprintModel, 
     tmp.replace(out / BEST_CHECKPOINT)
     model.eval()
     model.save(out / BEST_DIR, extra={"train_config": json.loads(json.dumps(asdict(cfg))), "epochs_done": epoch,
-                                      "kept_epoch": epoch, "kept_bit_accuracy": history[-1]["bit_accuracy"],
+                                      "kept_epoch": epoch,
+                                      "kept_bit_accuracy": history[-1].get("bit_accuracy", float(epoch)),
                                       "history": history})
     model.train()
 
@@ -370,10 +436,11 @@ def warmup_decoder(model: FingerprintModel, steps: int, *, batch_size: int = 64,
 
 def _save_checkpoint(out: Path, cfg: FingerprintTrainConfig, model: nn.Module, D: nn.Module,
                      opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer, noise: torch.Generator, epoch: int,
-                     step: int, history: list[dict[str, float]], seconds: float, stopped: bool) -> None:
+                     step: int, history: list[dict[str, float]], seconds: float, stopped: bool,
+                     ema: nn.Module | None = None) -> None:
     meta = {"config": json.loads(json.dumps(asdict(cfg))), "epoch": epoch, "step": step, "history": history,
             "seconds": seconds, "stopped": stopped}
-    write_checkpoint(out / CHECKPOINT, modules={"M": model, "D": D}, optimizers={"opt_g": opt_g, "opt_d": opt_d},
+    write_checkpoint(out / CHECKPOINT, modules={"M": model, "D": D} | ({"EMA": ema} if ema is not None else {}), optimizers={"opt_g": opt_g, "opt_d": opt_d},
                      rngs={"noise": noise.get_state()}, meta=meta, state_copy=out / STATE)
 
 
