@@ -440,7 +440,8 @@ def _save_checkpoint(out: Path, cfg: FingerprintTrainConfig, model: nn.Module, D
                      ema: nn.Module | None = None) -> None:
     meta = {"config": json.loads(json.dumps(asdict(cfg))), "epoch": epoch, "step": step, "history": history,
             "seconds": seconds, "stopped": stopped}
-    write_checkpoint(out / CHECKPOINT, modules={"M": model, "D": D} | ({"EMA": ema} if ema is not None else {}), optimizers={"opt_g": opt_g, "opt_d": opt_d},
+    modules = {"M": model, "D": D} | ({"EMA": ema} if ema is not None else {})
+    write_checkpoint(out / CHECKPOINT, modules=modules, optimizers={"opt_g": opt_g, "opt_d": opt_d},
                      rngs={"noise": noise.get_state()}, meta=meta, state_copy=out / STATE)
 
 
