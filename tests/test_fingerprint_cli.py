@@ -106,6 +106,32 @@ def test_reproduce_writes_results(tmp_path) -> None:
     assert r.exit_code == 1 and "unknown yu2022 setting" in r.output
 
 
+@needs_fmnist
+def test_fidelity_compares_with_the_same_recipe_baseline(tmp_path) -> None:
+    from genattr.watermark.fingerprint import FingerprintModel
+
+    tiny_decoding_model().save(tmp_path / "models" / "fp64")
+    same = FingerprintModel(code_bits=8, latent_dim=2, ngf=8, ndf=8, embed_dim=16, embed_layers=1, demodulate=False)
+    for n, p in same.named_parameters():
+        if ".affine." in n:
+            torch.nn.init.zeros_(p)
+    same.save(tmp_path / "models" / "baseline")
+    r = runner.invoke(app, ["reproduce-yu2022", "--out", str(tmp_path / "res"), "--models", str(tmp_path / "models"),
+                            "--only", "fidelity", "--quick", "--threads", "1", "--set", "fd_n=64",
+                            "--set", "fd_instances=2"])
+    assert r.exit_code == 0, r.output
+    fid = json.loads((tmp_path / "res" / "fidelity.json").read_text())
+    assert fid["n"] == 64 and fid["same_recipe"] == "baseline" and fid["fd_same_recipe"] > 0
+    assert fid["ratio_same_recipe"] == pytest.approx(fid["fd_instances"] / fid["fd_same_recipe"])
+    import shutil
+
+    shutil.rmtree(tmp_path / "models" / "baseline")
+    r = runner.invoke(app, ["reproduce-yu2022", "--out", str(tmp_path / "res2"), "--models", str(tmp_path / "models"),
+                            "--only", "fidelity", "--quick", "--threads", "1", "--set", "fd_n=64"])
+    assert r.exit_code == 0, r.output
+    assert "ratio_same_recipe" not in json.loads((tmp_path / "res2" / "fidelity.json").read_text())
+
+
 def test_ship_verifies_and_serves_as_default(tmp_path, model_dir, monkeypatch) -> None:
     dest = tmp_path / "shipped"
     monkeypatch.setenv("GENATTR_YU2022_DIR", str(dest))
@@ -140,3 +166,10 @@ def test_rebuild_command_replays_the_recorded_training(tmp_path, monkeypatch) ->
     assert args[args.index("--out") + 1] == "runs/yu2022-64-immune-blur" and "--variant fp64-immune-blur" in ship
     base = shlex.split(rebuild_command({"code_bits": 64, "epochs": 26, "warm_start": "fmnist-dcgan-s0"}, "fp64", 64))
     assert base[base.index("--warm-start") + 1] == "fmnist-dcgan-s0" and "--init-from" not in base
+    ema = shlex.split(rebuild_command({"code_bits": 64, "epochs": 8, "init_from": "r/best.safetensors",
+                                       "ema_decay": 0.999, "decoder_warmup_steps": 0}, "fp64-ema", 64))
+    assert ema[ema.index("--ema") + 1] == "0.999" and ema[ema.index("--decoder-warmup") + 1] == "0"
+    same = shlex.split(rebuild_command({"code_bits": 64, "epochs": 26, "fingerprint": False,
+                                        "decoder_warmup_steps": 2000}, "baseline", 64))
+    assert "--no-fingerprint" in same and "--decoder-warmup" not in same and "--ema" not in same
+    assert "--no-fingerprint" not in base

@@ -159,7 +159,8 @@ def _plan_train(cfg: Any, out: Path, paper_size: bool) -> None:
     steps = cfg.epochs * (cfg.steps_per_epoch or (cfg.limit or 60_000) // cfg.batch_size)
     print_plan(f"fingerprint train: {cfg.code_bits}-bit model", {
         "training": f"{cfg.epochs} epoch(s) × {cfg.steps_per_epoch or 'all'} steps (batch {cfg.batch_size}) = "
-                    f"{steps} steps, after {cfg.decoder_warmup_steps} decoder warm-up steps (fresh runs)",
+                    f"{steps} steps, " + (f"after {cfg.decoder_warmup_steps} decoder warm-up steps (fresh runs)"
+                                          if cfg.fingerprint else "fingerprint off (the same-recipe baseline)"),
         "output": f"{out} (rerun the same command to resume)"},
         estimate_s=per_step * steps,
         paper_size_hint=None if paper_size else f"--paper-size: {PAPER_EPOCHS} full epochs (hours).")

@@ -114,6 +114,12 @@ def rebuild_command(tc: dict[str, Any], variant: str, bits: int) -> str:
         cmd += ["--perturb", json.dumps(tc["perturb"], separators=(",", ":"))]
     if tc.get("code_pool"):
         cmd += ["--code-pool", str(tc["code_pool"])]
+    if tc.get("ema_decay"):
+        cmd += ["--ema", f"{tc['ema_decay']:g}"]
+    if tc.get("fingerprint") is False:
+        cmd += ["--no-fingerprint"]
+    if tc.get("decoder_warmup_steps", 2000) != 2000 and tc.get("fingerprint", True):
+        cmd += ["--decoder-warmup", str(tc["decoder_warmup_steps"])]
     cmd += ["--out", run]
     return f"{shlex.join(cmd)} && genattr fingerprint ship --run {run} --variant {variant} --force"
 

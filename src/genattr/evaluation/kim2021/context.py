@@ -110,13 +110,16 @@ class Context:
 
     # users
     def user(self, set_name: str, index: int, *, C: float = 10.0, robust: str | None = None,
-             mode: str = "hinge") -> tuple[Any, dict[str, Any]]:
-        """The fine-tuned user ``index`` of a key set (robust users start from the non-robust one)."""
+             mode: str = "hinge", start_C: float | None = None) -> tuple[Any, dict[str, Any]]:
+        """The fine-tuned user ``index`` of a key set (robust users start from the non-robust one, trained with
+        ``start_C`` — default ``C``)."""
         from genattr.generators import Generator
         from genattr.watermark.kim_training import FinetuneConfig, finetune, save_user_model
 
         ks = self.keysets[set_name]
-        tag = f"C{C:g}" + (f"-{robust}" if robust else "") + ("" if mode == "hinge" else f"-{mode}")
+        start_C = C if start_C is None or not robust else start_C
+        tag = (f"C{C:g}" + (f"-{robust}" if robust else "") + ("" if start_C == C else f"-from-C{start_C:g}")
+               + ("" if mode == "hinge" else f"-{mode}"))
         key = (set_name, f"{ks.users[index]}-{tag}")
         if key in self.users:
             return self.users[key]
@@ -124,7 +127,7 @@ class Context:
         if path is not None and (path / "info.json").is_file():
             self.users[key] = (Generator.from_pretrained(path), json.loads((path / "info.json").read_text()))
             return self.users[key]
-        start = self.user(set_name, index, C=C)[0] if robust else None
+        start = self.user(set_name, index, C=start_C)[0] if robust else None
         steps = self.cfg.robust_steps if robust else (self.cfg.alg1_steps if mode == "alg1" else self.cfg.steps)
         fc = FinetuneConfig(mode=mode, C=C, steps=steps, batch_size=self.cfg.batch_size, robust=robust,
                             max_rounds=self.cfg.alg1_rounds, seed=derive_seed(self.cfg.seed, *key) % 2**31)
@@ -139,7 +142,8 @@ class Context:
         self.log(f"  {set_name}/{key[1]}: {info['steps']} steps in {info['seconds']:.0f} s")
         if path is not None:
             save_user_model(g, path, extra={"kim2021": {"set": set_name, "user": ks.users[index], "C": C,
-                                                        "robust": robust, "mode": mode}}, overwrite=True)
+                                                        "robust": robust, "mode": mode, "start_C": start_C}},
+                            overwrite=True)
             (path / "info.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
         self.users[key] = (g, info)
         return g, info
