@@ -8,7 +8,9 @@ Protocol — settings are chosen on a **validation split, never on the test spli
 2. the credibility level ``alpha`` from ``--alphas`` and the several-keys rule from ``--several-keys``, chosen
    jointly on those same validation images by the mean of the two targets' figures: balanced accuracy over the
    registered sources and real, and the unregistered sources' ``unknown`` rate (ties → the larger alpha, the
-   more cautious open-set rule);
+   more cautious open-set rule); with them the fingerprint level ``alpha_fingerprint`` from
+   ``--fingerprint-alphas`` ("none" = alpha_detect; ties → the smaller level, fewer real images falsely
+   attributed);
 3. the test split (``--n-test`` images per source, disjoint seeds / the other half of Fashion-MNIST test) is
    attributed once with the chosen settings; per-source accuracy with a 95 % Wilson interval.
 
@@ -89,6 +91,8 @@ def main() -> None:
     ap.add_argument("--alphas", default="0.001,0.0025,0.005,0.01,0.02,0.05")
     ap.add_argument("--several-keys", default="ambiguous,unknown,defer",
                     help="Policy.several_keys values to choose from (comma-separated)")
+    ap.add_argument("--fingerprint-alphas", default="none,1e-3,1e-4,1e-5",
+                    help="Policy.alpha_fingerprint values to choose from (comma-separated; none = alpha_detect)")
     ap.add_argument("--unregistered", action="append", default=[], help="registered generator to treat as "
                     "unregistered (sampled, expected unknown; repeatable)")
     ap.add_argument("--fingerprint-examples", type=int, default=0)
@@ -129,18 +133,24 @@ def main() -> None:
         pipe.policy = Policy(**{**pipe.policy.to_json(), "alpha": a, "several_keys": "defer"})
         found = findings(pipe, val, args.batch)
         for rule in args.several_keys.split(","):
-            pol = Policy(**{**pipe.policy.to_json(), "several_keys": rule})
-            answers = {n: [decide(f, pol, pipe.registered, pipe.architectures.get).answer for f in fs]
-                       for n, fs in found.items()}
-            score, bal, unk = selection_score(answers, expected)
-            search.append({"alpha": a, "several_keys": rule, "score": score, "balanced_accuracy": bal,
-                           "unregistered_unknown": unk})
-            print(f"validation: alpha {a:g}, several keys → {rule}: score {score:.4f} (balanced accuracy "
-                  f"{bal:.4f}, unregistered → unknown {unk:.4f})", flush=True)
+            for afp in (None if v.strip() == "none" else float(v) for v in args.fingerprint_alphas.split(",")):
+                pol = Policy(**{**pipe.policy.to_json(), "several_keys": rule, "alpha_fingerprint": afp})
+                answers = {n: [decide(f, pol, pipe.registered, pipe.architectures.get).answer for f in fs]
+                           for n, fs in found.items()}
+                score, bal, unk = selection_score(answers, expected)
+                search.append({"alpha": a, "several_keys": rule, "alpha_fingerprint": afp, "score": score,
+                               "balanced_accuracy": bal, "unregistered_unknown": unk})
+                print(f"validation: alpha {a:g}, several keys → {rule}, fingerprint level "
+                      f"{'alpha_detect' if afp is None else f'{afp:g}'}: score {score:.4f} (balanced accuracy "
+                      f"{bal:.4f}, unregistered → unknown {unk:.4f})", flush=True)
     if not search:
         raise SystemExit(f"no alpha in --alphas is reachable with --n-val {args.n_val}")
-    best = max(search, key=lambda r: (r["score"], r["alpha"]))
-    policy = Policy(**{**pipe.policy.to_json(), "alpha": best["alpha"], "several_keys": best["several_keys"]})
+    def fp_level(r: dict) -> float:
+        return pipe.policy.alpha_detect if r["alpha_fingerprint"] is None else r["alpha_fingerprint"]
+
+    best = max(search, key=lambda r: (r["score"], r["alpha"], -fp_level(r)))
+    policy = Policy(**{**pipe.policy.to_json(), "alpha": best["alpha"], "several_keys": best["several_keys"],
+                       "alpha_fingerprint": best["alpha_fingerprint"]})
     pipe.policy = policy
     cal.meta["policy"] = policy.to_json()
     t_val = time.perf_counter() - t0
@@ -191,10 +201,14 @@ def main() -> None:
         print(f"shipped the calibration to {dest}")
     print(f"test accuracy {100 * acc:.2f} % (target {100 * TARGET_ACC:g} %), unregistered → unknown "
           f"{100 * unk:.2f} % (target {100 * TARGET_UNKNOWN:g} %); alpha {policy.alpha:g}, several keys → "
-          f"{policy.several_keys}; → {args.out / 'README.md'}")
+          f"{policy.several_keys}, fingerprint level {_fp(policy.alpha_fingerprint)}; → {args.out / 'README.md'}")
     reg.close()
     if tmp is not None:
         tmp.cleanup()
+
+
+def _fp(level: float | None) -> str:
+    return "alpha_detect" if level is None else f"{level:g}"
 
 
 def report(r: dict) -> str:
@@ -202,7 +216,8 @@ def report(r: dict) -> str:
              f"Command: `{r['command']}`", "",
              f"Settings chosen on the **validation split** ({r['n_val']} images per source; never the test split): "
              f"credibility level alpha = {r['policy']['alpha']:g} and several keys fired → "
-             f"`{r['policy'].get('several_keys', 'ambiguous')}` (the mean of balanced accuracy and the unregistered "
+             f"`{r['policy'].get('several_keys', 'ambiguous')}`, fingerprint level "
+             f"{_fp(r['policy'].get('alpha_fingerprint'))} (the mean of balanced accuracy and the unregistered "
              f"→ unknown rate, per setting below), calibration scores from the same split. Test split: "
              f"{r['n_test']} images per source.", "",
              f"**Accuracy {100 * r['accuracy']:.2f} %** (95 % CI {100 * r['accuracy_ci95'][0]:.2f}–"
@@ -225,7 +240,7 @@ def report(r: dict) -> str:
                      f"{100 * row['accuracy']:.2f} % | {100 * row['ci95'][0]:.1f}–{100 * row['ci95'][1]:.1f} | "
                      f"{answers} | {by} |")
     lines += ["", "Validation search (score = mean of balanced accuracy and unregistered → unknown): " + ", ".join(
-        f"alpha {s['alpha']:g} / {s.get('several_keys', 'ambiguous')} → "
+        f"alpha {s['alpha']:g} / {s.get('several_keys', 'ambiguous')} / {_fp(s.get('alpha_fingerprint'))} → "
         f"{100 * s.get('score', s['balanced_accuracy']):.2f} %"
         f" ({100 * s['balanced_accuracy']:.2f} / {100 * s.get('unregistered_unknown', math.nan):.2f})"
         for s in r["alpha_search"]), "",

@@ -259,6 +259,15 @@ def test_fingerprint_matches_are_bonferroni_corrected_over_decoders() -> None:
     assert "Bonferroni over 3" in d.notes[0]
     other = _f("yu2022", "dave", strong=True, p=PValue(1e-7))
     assert decide([strong, other, miss], pol).answer == "ambiguous"
+    # a separate, stricter level for fingerprints: the keys keep alpha_detect
+    strict = Policy(alpha_detect=0.01, alpha_fingerprint=1e-4)
+    assert decide([hit, skipped], strict).answer == "unknown"
+    assert decide([strong, miss, miss], strict).answer == "carol"  # 3e-6 ≤ 1e-4
+    key = _f("kim-keys", "erin", strong=True, p=PValue(0.004))
+    assert decide([key], strict).answer == "erin"
+    with pytest.raises(ConfigError):
+        Policy(alpha_fingerprint=0.0)
+    assert Policy.from_json(strict.to_json()) == strict
 
 
 def test_reconstruction_breaks_only_ambiguous_ties() -> None:

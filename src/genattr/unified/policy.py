@@ -9,8 +9,10 @@ The rules, in order (docs/attribute.md has the prose and the reasons):
    ``unknown`` (Kim et al.'s Eq. 2: not attributable) or ``defer`` (the keys are inconclusive — e.g. an
    unregistered model's images, off the manifold the keys were checked on, fire keys at random — and rules 3–4
    decide).
-3. **yu2022** — the decoded code matches a registered code with m · N · P(Bin(d_c, ½) ≥ k) ≤ ``alpha_detect`` →
-   that user (N registered codes of that decoder; Bonferroni over the m decoders that read the image).
+3. **yu2022** — the decoded code matches a registered code with m · N · P(Bin(d_c, ½) ≥ k) ≤ ``alpha_fingerprint``
+   (default ``alpha_detect``) → that user (N registered codes of that decoder; Bonferroni over the m decoders
+   that read the image). A fingerprinted image matches with p ≈ 1e-15, so a level far below the keys' costs
+   little and cuts real images falsely attributed (their expected rate is the level itself).
    (Two decisive findings that disagree — two logs, two key sets — → ``ambiguous``.)
 4. **classifier + flipad** — conformal prediction set: candidate c (a model or ``real``) stays in the set when its
    combined credibility — Bonferroni over the classifiers that know c and c's detector, p_c = min(1, k · min p) —
@@ -52,13 +54,16 @@ class Policy:
     deep_restarts: int = 3
     deep_steps: int = 200
     several_keys: str = "ambiguous"  # several keys fired: one of SEVERAL_KEYS (rule 2)
+    alpha_fingerprint: float | None = None  # family-wise level of rule 3; None: alpha_detect
 
     def __post_init__(self) -> None:
         if self.several_keys not in SEVERAL_KEYS:
             raise ConfigError(f"policy several_keys must be one of {', '.join(SEVERAL_KEYS)}, "
                               f"got {self.several_keys!r}")
-        for k in ("alpha", "alpha_detect"):
+        for k in ("alpha", "alpha_detect", "alpha_fingerprint"):
             v = getattr(self, k)
+            if v is None and k == "alpha_fingerprint":
+                continue
             if not isinstance(v, int | float) or not 0 < float(v) < 1:
                 raise ConfigError(f"policy {k} must lie in (0, 1), got {v!r}")
         for k in ("top", "deep_top", "deep_restarts"):
@@ -167,7 +172,8 @@ def _fingerprint_decision(findings: Sequence[Finding], policy: Policy) -> Decisi
     (Bonferroni); the component's own k_N threshold alone would let m decoders add up their false matches."""
     ran = [(f, f.p.value) for f in findings if f.p is not None]
     m = max(1, len(ran))
-    strong = [(f, PValue(min(1.0, m * p))) for f, p in ran if f.strong and m * p <= policy.alpha_detect]
+    level = policy.alpha_detect if policy.alpha_fingerprint is None else policy.alpha_fingerprint
+    strong = [(f, PValue(min(1.0, m * p))) for f, p in ran if f.strong and m * p <= level]
     if not strong:
         return None
     answers = sorted({f.answer for f, _ in strong if f.answer is not None})
