@@ -14,7 +14,7 @@ and is trained exactly as the tables' robust users (Eq. 11, ``robust_steps``); t
 
 The rule, fixed before the run: per post-process, the largest C (least quality cost) whose D_after ≥ 0.95 and
 A_after ≥ 0.9 on every worst-case attack and whose clean D ≥ 0.99; if no C qualifies, the C with the highest
-minimum D_after. Writes docs/results/kim2021/robust_selection.json; the choice goes to
+minimum D_after (ties → the larger C). Writes docs/results/kim2021/robust_selection.json; the choice goes to
 ``Kim2021Config.robust_C`` (``--set robust_C=blur:1,crop:3``).
 """
 
@@ -98,10 +98,12 @@ def main() -> None:
     for post in args.robust.split(","):
         cand = [r for r in rows if r["robust"] == post]
         ok = [r for r in cand if r["min_D_after"] >= 0.95 and r["min_A_after"] >= 0.9 and r["D"] >= 0.99]
-        chosen[post] = max(ok, key=lambda r: r["C"])["C"] if ok else max(cand, key=lambda r: r["min_D_after"])["C"]
+        chosen[post] = (max(ok, key=lambda r: r["C"]) if ok
+                        else max(cand, key=lambda r: (r["min_D_after"], r["C"])))["C"]
     out = {"command": " ".join([Path(sys.executable).name, *sys.argv]),
            "rule": "per post-process: the largest C with D_after >= 0.95 and A_after >= 0.9 on every worst-case "
-                   "attack and clean D >= 0.99, else the C with the highest minimum D_after (validation: fresh "
+                   "attack and clean D >= 0.99, else the C with the highest minimum D_after, ties -> the larger C "
+                   "(validation: fresh "
                    "latents, real training images, the selection key set)",
            "robust_steps": cfg.robust_steps, "fd0": fd0, "rows": rows, "chosen": chosen,
            "setting": ",".join(f"{k}:{v:g}" for k, v in chosen.items())}

@@ -81,6 +81,22 @@ def test_finetune_and_verify(setup) -> None:
     assert res.exit_code == 0 and "kim2021 keys: 2 users" in res.output
 
 
+def test_robust_finetune_defaults_to_the_validated_c(setup, tmp_path) -> None:
+    from genattr.evaluation.kim2021.config import Kim2021Config
+
+    def trained_c(name: str, *extra: str) -> float:
+        res = runner.invoke(keys_app, ["finetune", "--keys", str(setup / "set"), "--user", "alice", "--out",
+                                       str(tmp_path / name), "--root", str(setup / "g0"), "--steps", "2", *extra])
+        assert res.exit_code == 0, res.output
+        meta = json.loads((tmp_path / name / "config.json").read_text())["extra"]["kim2021"]
+        return meta["training"]["config"]["C"]
+
+    assert trained_c("plain") == 10.0
+    assert trained_c("blur", "--robust", "blur") == Kim2021Config().robust_c("blur") != 10.0
+    assert trained_c("noise", "--robust", "noise") == 10.0
+    assert trained_c("own", "--robust", "blur", "--C", "5") == 5.0
+
+
 def test_bad_inputs_are_one_line_errors(setup, tmp_path) -> None:
     big = tmp_path / "big.png"
     _png(big, np.zeros((64, 64), np.uint8))
@@ -114,6 +130,11 @@ def test_reproduce_config_and_report(tmp_path) -> None:
     assert cfg.steps == 50 and cfg.c_values == (10.0, 100.0) and cfg.cache == ""
     with pytest.raises(ConfigError, match="unknown kim2021 setting"):
         Kim2021Config().override({"nope": "1"})
+    robust = Kim2021Config().override({"robust_C": "blur:0.5, jpeg:2"})
+    assert [robust.robust_c(p) for p in ("blur", "jpeg", "crop")] == [0.5, 2.0, 10.0]
+    for bad in ("blur=1", "rotate:1", "blur:-1", "blur:x"):
+        with pytest.raises(ConfigError, match="robust_C"):
+            Kim2021Config().override({"robust_C": bad})
     with pytest.raises(ConfigError, match="unknown kim2021 experiment"):
         reproduce_kim2021(quick_config(), tmp_path, only=["table9"])
     sub = tmp_path / "table1"

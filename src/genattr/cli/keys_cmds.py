@@ -163,7 +163,9 @@ def finetune_cmd(
                                                     "from the non-robust user model).")] = None,
     mode: Annotated[str, typer.Option(help="'hinge' (Eq. 11, the tables) or 'alg1' (Algorithm 1).")] = "hinge",
     steps: Annotated[int, typer.Option(min=1)] = 600,
-    c: Annotated[float, typer.Option("--C", min=0.0, help="Weight of the MSE to G0.")] = 10.0,
+    c: Annotated[float | None, typer.Option("--C", min=0.0, help="Weight of the MSE to G0 (default 10; with "
+                                            "--robust the C validated for that post-process, e.g. blur 0.3).")
+                 ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(min=1)] = 1,
@@ -186,6 +188,10 @@ def finetune_cmd(
         raise ConfigError("give the key set with --keys DIR (from `genattr keys issue`)")
     ks = load_keys(key)
     phi = ks.key(user)
+    if c is None:
+        from genattr.evaluation.kim2021.config import ROBUST, Kim2021Config
+
+        c = Kim2021Config().robust_c(robust) if robust in ROBUST else 10.0
     cfg = FinetuneConfig(mode=mode, steps=steps, C=c, batch_size=batch_size, robust=robust, seed=seed)
     if out.exists():
         raise ConfigError(f"{out} already exists; choose another --out or remove it")

@@ -49,6 +49,9 @@ class Kim2021Config:
     theory_samples: int = 5000
     steps: int = 1000  # hinge fine-tuning steps per user (the paper: 37 500 at batch 16)
     robust_steps: int = 1000  # robust fine-tuning steps, starting from the non-robust user
+    # C of the robust users per post-process ("blur:0.3,crop:3"; others C = 10), starting from the C = 10 user;
+    # chosen on validation by benchmarks/kim2021_robust_selection.py (docs/results/kim2021/robust_selection.json)
+    robust_C: str = "blur:0.6,crop:3"
     alg1_steps: int = 1000
     alg1_rounds: int = 6
     batch_size: int = 16
@@ -67,6 +70,23 @@ class Kim2021Config:
     ship_robust_users: int = 1  # users per shipped robust-<post-process> set
     threads: int = 1
     cache: str = "runs/kim2021"  # trained users are kept here, so an interrupted run resumes
+
+    def __post_init__(self) -> None:
+        self.robust_c("blur")  # a malformed robust_C is an error up front
+
+    def robust_c(self, post: str) -> float:
+        """The C of the robust user for post-process ``post`` (10 unless ``robust_C`` names it)."""
+        table: dict[str, float] = {}
+        for item in (p.strip() for p in self.robust_C.split(",") if p.strip()):
+            name, sep, val = item.partition(":")
+            try:
+                if not sep or name not in ROBUST or float(val) < 0:
+                    raise ValueError
+                table[name] = float(val)
+            except ValueError:
+                raise ConfigError(f"robust_C items are <post-process>:<C ≥ 0> with post-process one of "
+                                  f"{', '.join(ROBUST)}; got {item!r}") from None
+        return table.get(post, 10.0)
 
     def override(self, items: Mapping[str, str]) -> Kim2021Config:
         kinds = {f.name: f for f in fields(self)}

@@ -81,9 +81,10 @@ def exp_robust(ctx: Context) -> dict[str, Any]:
     base = [ctx.user("capacity", i)[0] for i in range(cfg.n_robust)]
     out: dict[str, Any] = {}
     for p in ROBUST:
-        trained = [ctx.user("capacity", i, robust=p) for i in range(cfg.n_robust)]
+        c = cfg.robust_c(p)
+        trained = [ctx.user("capacity", i, C=c, robust=p, start_C=10.0) for i in range(cfg.n_robust)]
         gens = [g for g, _ in trained]
-        row: dict[str, Any] = {"cost": cost_summary([i for _, i in trained]), "attacks": {}}
+        row: dict[str, Any] = {"cost": cost_summary([i for _, i in trained]), "attacks": {}, "C": c}
         clean = measure(ctx, keys, gens)
         row.update(clean_D=clean["D"], clean_A=clean["A"], dx=clean["dx"], fd_real=clean["fd_real"],
                    fd_root=clean["fd_root"])
@@ -151,7 +152,8 @@ def exp_grids(ctx: Context, out_dir: Path) -> dict[str, Any]:
         rows[f"user {i}"] = sample_eval(ctx.user("capacity", i)[0], z)
     for p in ROBUST:
         if cfg.n_robust:
-            rows[f"robust {p}"] = sample_eval(ctx.user("capacity", 0, robust=p)[0], z)
+            rows[f"robust {p}"] = sample_eval(ctx.user("capacity", 0, C=cfg.robust_c(p), robust=p, start_C=10.0)[0],
+                                              z)
     files = {}
     for name, x in rows.items():
         fn = f"{name.replace(' ', '_')}.png"

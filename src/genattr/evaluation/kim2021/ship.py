@@ -36,8 +36,9 @@ def ship(ctx: Context, models_dir: Path, command: str) -> Path:
     for j, p in enumerate(ROBUST):
         idx = [(j * m + i) % cfg.n_robust for i in range(m)]
         sets[f"robust-{p}"] = (KeySet(cap.keys[idx], tuple(cap.users[i] for i in idx),
-                                      {**cap.meta, "set": f"robust-{p}", "robust": p}),
-                               [ctx.user("capacity", i, robust=p)[0] for i in idx])
+                                      {**cap.meta, "set": f"robust-{p}", "robust": p,
+                                       "C": cfg.robust_c(p)}),
+                               [ctx.user("capacity", i, C=cfg.robust_c(p), robust=p, start_C=10.0)[0] for i in idx])
 
     def write(tmp: Path) -> None:
         from genattr.watermark.keys import _write_keyset
