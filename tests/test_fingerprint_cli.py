@@ -169,6 +169,8 @@ def test_rebuild_command_replays_the_recorded_training(tmp_path, monkeypatch) ->
     ema = shlex.split(rebuild_command({"code_bits": 64, "epochs": 8, "init_from": "r/best.safetensors",
                                        "ema_decay": 0.999, "decoder_warmup_steps": 0}, "fp64-ema", 64))
     assert ema[ema.index("--ema") + 1] == "0.999" and ema[ema.index("--decoder-warmup") + 1] == "0"
+    lam = shlex.split(rebuild_command({"code_bits": 64, "lambdas": [1, 1, 2, 8]}, "fp64-c8", 64))
+    assert lam[lam.index("--lambdas") + 1] == "1,1,2,8" and "--lambdas" not in ema
     same = shlex.split(rebuild_command({"code_bits": 64, "epochs": 26, "fingerprint": False,
                                         "decoder_warmup_steps": 2000}, "baseline", 64))
     assert "--no-fingerprint" in same and "--decoder-warmup" not in same and "--ema" not in same

@@ -90,6 +90,7 @@ def train(
     fd: Annotated[bool, typer.Option("--fd/--no-fd", help="Per-epoch FD with the zoo classifier.")] = True,
     ema: Annotated[float, typer.Option("--ema", min=0.0, max=0.9999, help="EMA decay of E and G's weights for "
                                        "evaluation and the saved model (StyleGAN2's G_ema; 0 = off).")] = 0.0,
+    lambdas: Annotated[str | None, typer.Option(help="Eq. 5 weights adv,z,c,const (default 1,1,2,2).")] = None,
     fingerprint: Annotated[bool, typer.Option("--fingerprint/--no-fingerprint", help="--no-fingerprint trains the "
                                               "same recipe with the fingerprint off (the FD baseline).")] = True,
     seed: Annotated[int, typer.Option()] = 0,
@@ -118,7 +119,14 @@ def train(
         pert = json.loads(perturb) if perturb else None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--perturb must be JSON: {exc}") from exc
-    cfg = FingerprintTrainConfig(code_bits=bits, epochs=epochs, warm_start=ws, demodulate=demodulate, perturb=pert,
+    lam: dict[str, Any] = {}
+    if lambdas is not None:
+        try:
+            lam["lambdas"] = tuple(float(v) for v in lambdas.split(","))
+        except ValueError as exc:
+            raise ConfigError(f"--lambdas must be four numbers adv,z,c,const: {exc}") from exc
+    cfg = FingerprintTrainConfig(**lam, code_bits=bits, epochs=epochs, warm_start=ws, demodulate=demodulate,
+                                 perturb=pert,
                                  code_pool=code_pool, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
                                  ngf=ngf, ndf=ndf, limit=limit, seed=seed, threads=threads,
                                  decoder_warmup_steps=decoder_warmup,

@@ -114,6 +114,8 @@ def rebuild_command(tc: dict[str, Any], variant: str, bits: int) -> str:
         cmd += ["--perturb", json.dumps(tc["perturb"], separators=(",", ":"))]
     if tc.get("code_pool"):
         cmd += ["--code-pool", str(tc["code_pool"])]
+    if tc.get("lambdas") and [float(v) for v in tc["lambdas"]] != [1.0, 1.0, 2.0, 2.0]:
+        cmd += ["--lambdas", ",".join(f"{float(v):g}" for v in tc["lambdas"])]
     if tc.get("ema_decay"):
         cmd += ["--ema", f"{tc['ema_decay']:g}"]
     if tc.get("fingerprint") is False:
