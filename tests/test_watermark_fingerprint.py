@@ -280,6 +280,26 @@ def test_ema_is_the_moving_average_of_the_steps_and_resumes(tmp_path) -> None:
         run(_tiny_cfg(ema_decay=1.0), tmp_path / "bad")
 
 
+def test_decoder_only_immunisation_keeps_every_instance(tmp_path) -> None:
+    images = torch.rand(16, 1, 32, 32) * 2 - 1
+    base = train_fingerprint(_tiny_cfg(epochs=1), tmp_path / "base", images=images, progress=False)
+    cfg = _tiny_cfg(epochs=2, init_from=str(tmp_path / "base"), decoder_only=True, lr_fingerprint=0.05,
+                    perturb={"name": "blur", "kernel_size": 3})
+    res = train_fingerprint(cfg, tmp_path / "imm", images=images, progress=False)
+    before, after = base.model.state_dict(), res.model.state_dict()
+    for k in before:
+        same = torch.equal(before[k], after[k])
+        assert same == (not k.startswith("decoder.")), k  # only F moved
+    assert all(0 <= r["bit_accuracy_perturbed"] <= 1 and "train_d" not in r for r in res.history)
+    code = sample_codes(1, 8, torch.Generator().manual_seed(1))[0]
+    z = torch.randn(3, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(res.model.instance(code)(z), base.model.instance(code)(z))
+    with pytest.raises(ConfigError, match="decoder_only"):
+        train_fingerprint(_tiny_cfg(decoder_only=True, fingerprint=False), tmp_path / "x", images=images,
+                          progress=False)
+
+
 def test_unfingerprinted_baseline_ignores_the_code(tmp_path) -> None:
     images = torch.rand(32, 1, 32, 32) * 2 - 1
     res = train_fingerprint(_tiny_cfg(fingerprint=False, decoder_warmup_steps=5), tmp_path / "b", images=images,

@@ -90,6 +90,9 @@ def train(
     fd: Annotated[bool, typer.Option("--fd/--no-fd", help="Per-epoch FD with the zoo classifier.")] = True,
     ema: Annotated[float, typer.Option("--ema", min=0.0, max=0.9999, help="EMA decay of E and G's weights for "
                                        "evaluation and the saved model (StyleGAN2's G_ema; 0 = off).")] = 0.0,
+    decoder_only: Annotated[bool, typer.Option("--decoder-only", help="Immunise the decoder alone (with --perturb "
+                                               "and --init-from): G, E unchanged, issued instances stay valid.")
+                            ] = False,
     lambdas: Annotated[str | None, typer.Option(help="Eq. 5 weights adv,z,c,const (default 1,1,2,2).")] = None,
     fingerprint: Annotated[bool, typer.Option("--fingerprint/--no-fingerprint", help="--no-fingerprint trains the "
                                               "same recipe with the fingerprint off (the FD baseline).")] = True,
@@ -130,7 +133,7 @@ def train(
                                  code_pool=code_pool, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
                                  ngf=ngf, ndf=ndf, limit=limit, seed=seed, threads=threads,
                                  decoder_warmup_steps=decoder_warmup,
-                                 ema_decay=ema, fingerprint=fingerprint,
+                                 ema_decay=ema, fingerprint=fingerprint, decoder_only=decoder_only,
                                  init_from=str(init_from.resolve()) if init_from is not None else None)
     fd_fn = None
     if fd:

@@ -118,6 +118,8 @@ def rebuild_command(tc: dict[str, Any], variant: str, bits: int) -> str:
         cmd += ["--lambdas", ",".join(f"{float(v):g}" for v in tc["lambdas"])]
     if tc.get("ema_decay"):
         cmd += ["--ema", f"{tc['ema_decay']:g}"]
+    if tc.get("decoder_only"):
+        cmd += ["--decoder-only"]
     if tc.get("fingerprint") is False:
         cmd += ["--no-fingerprint"]
     if tc.get("decoder_warmup_steps", 2000) != 2000 and tc.get("fingerprint", True):

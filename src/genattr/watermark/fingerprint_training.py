@@ -81,6 +81,9 @@ class FingerprintTrainConfig:
     # False: the same recipe with the fingerprint switched off (A_l = 0 and frozen, no E/F training, only the
     # adversarial term, no decoder warm-up) — the "unfingerprinted model of the same recipe" for the FD ratio
     fingerprint: bool = True
+    # immunise F alone (Eq. 5's L_z + L_c on perturbed images): E and G stay as they were, so image quality is
+    # unchanged and every instance already issued stays readable by the new decoder
+    decoder_only: bool = False
     data: str = "fashion-mnist"
     limit: int | None = None
     threads: int | None = None
@@ -99,6 +102,8 @@ class FingerprintTrainConfig:
         if not cfg.fingerprint and (cfg.perturb or cfg.code_pool is not None or cfg.init_from):
             raise ConfigError("fingerprint=False (the unfingerprinted baseline) takes no perturb, code_pool or "
                               "init_from")
+        if cfg.decoder_only and not cfg.fingerprint:
+            raise ConfigError("decoder_only needs the fingerprint (fingerprint=True)")
         if cfg.code_pool is not None and cfg.code_pool < 1:
             raise ConfigError("code_pool must be ≥ 1 (or None for fresh codes every step)")
         return cfg
@@ -204,6 +209,11 @@ def _optimizers(cfg: FingerprintTrainConfig, model: FingerprintModel, D: nn.Modu
     fp_params = [*model.embed.parameters(), *model.decoder.parameters()]
     affine = [p for n, p in model.generator.named_parameters() if ".affine." in n]
     g_params = [p for n, p in model.generator.named_parameters() if ".affine." not in n]
+    if cfg.decoder_only:  # E, G (and D) frozen: only F learns
+        for p in [*model.embed.parameters(), *model.generator.parameters()]:
+            p.requires_grad_(False)
+        opt_f = torch.optim.Adam(model.decoder.parameters(), lr=cfg.lr_fingerprint, betas=cfg.betas)
+        return opt_f, torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
     groups = [{"params": g_params, "lr": cfg.lr}]
     if cfg.fingerprint:
         groups.append({"params": fp_params + affine, "lr": cfg.lr_fingerprint})
@@ -227,6 +237,22 @@ def _ema_pairs(ema: FingerprintModel, model: FingerprintModel) -> tuple[list[tor
     mods = ("generator", "embed")
     return ([p for m in mods for p in getattr(ema, m).parameters()],
             [p for m in mods for p in getattr(model, m).parameters()])
+
+
+def _decoder_losses(model: FingerprintModel, z: torch.Tensor, c: torch.Tensor,
+                    lambdas: tuple[float, float, float, float],
+                    perturb: Callable[[torch.Tensor], torch.Tensor] | None) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Eq. 5 restricted to F (decoder-only immunisation): λ_z‖z − ẑ‖² + λ_c·BCE on the perturbed images."""
+    import torch.nn.functional as F
+
+    with torch.no_grad():
+        x = model(z, c)
+        if perturb is not None:
+            x = perturb(x)
+    z_hat, logits = model.decode_logits(x)
+    terms = {"z": (z_hat - z).pow(2).mean(), "c": F.binary_cross_entropy_with_logits(logits, c)}
+    terms["bit_acc"] = ((logits.detach() > 0).float() == c).float().mean()
+    return lambdas[1] * terms["z"] + lambdas[2] * terms["c"], terms
 
 
 def _eval_model(model: FingerprintModel, ema: FingerprintModel | None) -> FingerprintModel:
@@ -318,7 +344,10 @@ def _train(cfg: FingerprintTrainConfig, out: Path, images: torch.Tensor | None, 
                     pick = torch.randint(0, pool.shape[0], (2, m), generator=noise)
                     c1, c2 = pool[pick[0]], pool[pick[1]]
                 adv_on = step >= cfg.adv_start_step
-                if cfg.fingerprint:
+                if cfg.decoder_only:
+                    adv_on = False
+                    loss_g, terms = _decoder_losses(model, z, c1, cfg.lambdas, perturb)
+                elif cfg.fingerprint:
                     lambdas = cfg.lambdas if adv_on else (0.0, *cfg.lambdas[1:])
                     loss_g, terms = generator_losses(model, D, z, c1, c2, lambdas=lambdas,  # type: ignore[arg-type]
                                                      perturb=perturb)
@@ -353,6 +382,10 @@ def _train(cfg: FingerprintTrainConfig, out: Path, images: torch.Tensor | None, 
             if cfg.fingerprint:
                 ev = bit_accuracy_on_fresh_codes(ev_model, cfg.eval_codes, seed=cfg.seed + 555)
                 rec["bit_accuracy"], rec["word_accuracy"] = ev["bit_accuracy"], ev["word_accuracy"]
+                if cfg.perturb:  # what immunisation is for: the same validation codes, perturbed
+                    pv = _perturbation(cfg, torch.Generator().manual_seed(cfg.seed + 777))
+                    evp = bit_accuracy_on_fresh_codes(ev_model, cfg.eval_codes, seed=cfg.seed + 555, perturb=pv)
+                    rec["bit_accuracy_perturbed"] = evp["bit_accuracy"]
             if fd_fn is not None:
                 rec["fd"] = _fd(ev_model, cfg, fd_fn)
                 if ema is not None:
@@ -362,6 +395,8 @@ def _train(cfg: FingerprintTrainConfig, out: Path, images: torch.Tensor | None, 
             parts = []
             if cfg.fingerprint:
                 parts.append(f"bit accuracy {rec['bit_accuracy']:.4f}, word accuracy {rec['word_accuracy']:.3f}")
+            if "bit_accuracy_perturbed" in rec:
+                parts.append(f"perturbed {rec['bit_accuracy_perturbed']:.4f}")
             if "fd" in rec:
                 parts.append(f"FD {rec['fd']:.2f}")
             if "fd_raw" in rec:
@@ -373,11 +408,13 @@ def _train(cfg: FingerprintTrainConfig, out: Path, images: torch.Tensor | None, 
             model.train()
             _save_checkpoint(out, cfg, model, D, opt_g, opt_d, noise, epoch + 1, step, history,
                              time.perf_counter() - t0, stopped, ema=ema)
-            # the baseline has no bits to validate on: its last epoch is kept
-            score = rec["bit_accuracy"] if cfg.fingerprint else float(epoch + 1)
+            # the baseline has no bits to validate on: its last epoch is kept; immunised runs keep the epoch
+            # that reads perturbed images best
+            score = (rec.get("bit_accuracy_perturbed", rec["bit_accuracy"]) if cfg.fingerprint
+                     else float(epoch + 1))
             if score >= best_acc:
                 best_acc = score
-                _save_best(out, cfg, ev_model, history, epoch + 1)
+                _save_best(out, cfg, ev_model, history, epoch + 1, score)
             if stopped:
                 end_epoch = epoch + 1
                 break
@@ -391,11 +428,11 @@ def _train(cfg: FingerprintTrainConfig, out: Path, images: torch.Tensor | None, 
 
 def _best_so_far(out: Path) -> float:
     meta = json.loads((out / BEST_DIR / "config.json").read_text()).get("extra") or {}
-    return float(meta.get("kept_bit_accuracy", -1.0))
+    return float(meta.get("kept_score", meta.get("kept_bit_accuracy", -1.0)))
 
 
 def _save_best(out: Path, cfg: FingerprintTrainConfig, model: FingerprintModel, history: list[dict[str, float]],
-               epoch: int) -> None:
+               epoch: int, score: float) -> None:
     import shutil
 
     tmp = out / (BEST_CHECKPOINT + ".tmp")
@@ -405,6 +442,7 @@ def _save_best(out: Path, cfg: FingerprintTrainConfig, model: FingerprintModel, 
     model.save(out / BEST_DIR, extra={"train_config": json.loads(json.dumps(asdict(cfg))), "epochs_done": epoch,
                                       "kept_epoch": epoch,
                                       "kept_bit_accuracy": history[-1].get("bit_accuracy", float(epoch)),
+                                      "kept_score": score,
                                       "history": history})
     model.train()
 
