@@ -1,6 +1,6 @@
 """Kim 2021 robust training: choose the MSE weight C per post-process on VALIDATION data.
 
-    PYTHONPATH=src python benchmarks/kim2021_robust_selection.py --robust blur,crop --C 10,3,1,0.3 --users 3
+    PYTHONPATH=src python benchmarks/kim2021_robust_selection.py --robust blur,crop,combination --C 10,3,2,1.5,1,0.6,0.3 --users 3
 
 At C = 10 (the paper's) robust training leaves blur and crop unsolved on Fashion-MNIST: blur σ = 3 keeps ~12–17 %
 of a key's norm, so firing after it needs a ‖Δx‖ that C·MSE forbids. For each post-process and C, the robust
@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--robust", default="blur,crop")
-    p.add_argument("--C", default="10,3,1,0.3")
+    p.add_argument("--robust", default="blur,crop,combination")
+    p.add_argument("--C", default="10,3,2,1.5,1,0.6,0.3")
     p.add_argument("--users", type=int, default=3)
     p.add_argument("--n-eval", type=int, default=1000)
     p.add_argument("--n-fd", type=int, default=2000)

@@ -51,7 +51,7 @@ class Kim2021Config:
     robust_steps: int = 1000  # robust fine-tuning steps, starting from the non-robust user
     # C of the robust users per post-process ("blur:0.3,crop:3"; others C = 10), starting from the C = 10 user;
     # chosen on validation by benchmarks/kim2021_robust_selection.py (docs/results/kim2021/robust_selection.json)
-    robust_C: str = "blur:0.6,crop:3"
+    robust_C: str = "blur:0.6,crop:3,combination:0.3"
     alg1_steps: int = 1000
     alg1_rounds: int = 6
     batch_size: int = 16
