@@ -486,7 +486,8 @@ def write_report(out: Path) -> Path:
     from genattr import zoo
 
     lines += [zoo.provenance() + " The fingerprinted generator is warm-started from, and compared with, the zoo "
-              "DCGAN.", ""]
+              "DCGAN; `fidelity` also compares it with the same recipe trained without the fingerprint "
+              "(`models/yu2022/baseline`).", ""]
     for name in EXPERIMENTS:
         p = out / f"{name}.json"
         if p.is_file():
