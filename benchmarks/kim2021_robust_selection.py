@@ -1,6 +1,7 @@
 """Kim 2021 robust training: choose the MSE weight C per post-process on VALIDATION data.
 
-    PYTHONPATH=src python benchmarks/kim2021_robust_selection.py --robust blur,crop,combination --C 10,3,2,1.5,1,0.6,0.3 --users 3
+    PYTHONPATH=src python benchmarks/kim2021_robust_selection.py   # --robust blur,crop,combination
+                                                                   # --C 10,3,2,1.5,1,0.6,0.3 --users 3
 
 At C = 10 (the paper's) robust training leaves blur and crop unsolved on Fashion-MNIST: blur σ = 3 keeps ~12–17 %
 of a key's norm, so firing after it needs a ‖Δx‖ that C·MSE forbids. For each post-process and C, the robust

@@ -87,7 +87,8 @@ def test_fingerprint_results_are_those_of_the_loop_without_the_baseline() -> Non
 
 @needs_fmnist
 def test_side_by_side_with_an_ideal_decoder(ideal_decoder: None, tmp_path: Path) -> None:
-    from genattr.evaluation.yu2022.experiments import _write, exp_attribution, write_report
+    from genattr.evaluation.yu2022.experiments import _write, exp_attribution
+    from genattr.evaluation.yu2022.report import write_report
 
     cfg = tiny_cfg()
     res = exp_attribution(cfg, tiny_model())
@@ -178,7 +179,7 @@ def test_bad_baseline_settings_are_refused_before_anything_runs(bad: dict[str, A
 
 
 def test_the_table_renders_old_results_without_a_classifier(tmp_path: Path) -> None:
-    from genattr.evaluation.yu2022.experiments import write_report
+    from genattr.evaluation.yu2022.report import write_report
 
     old = {"rule": "registry", "results": {"10": {"closed_world": 1.0, "open_world": 0.995, "real_rejected": 0.99}},
            "baseline_classifier": "not run here (see docs/yu2022.md)"}
@@ -188,7 +189,8 @@ def test_the_table_renders_old_results_without_a_classifier(tmp_path: Path) -> N
 
 
 def test_table2_renders_as_a_table_beside_the_paper(tmp_path: Path) -> None:
-    from genattr.evaluation.yu2022.experiments import PAPER, write_report
+    from genattr.evaluation.yu2022.experiments import PAPER
+    from genattr.evaluation.yu2022.report import write_report
 
     res = {"steps": 1000, "warm_start": "fmnist-dcgan-s0",
            "results": {"10": {"train_bit_accuracy": 0.97, "test_bit_accuracy": 0.69, "paper": PAPER["table2"][10]},
