@@ -196,8 +196,8 @@ def _build(cfg: FingerprintTrainConfig, channels: int) -> tuple[FingerprintModel
     elif cfg.warm_start:
         from genattr.generators import Generator
 
-        model.warm_start(Generator.from_pretrained(cfg.warm_start), reset_modulation=not cfg.fingerprint)
-    if not cfg.fingerprint:
+        model.warm_start(Generator.from_pretrained(cfg.warm_start))
+    if not cfg.fingerprint:  # with or without a warm start
         for layer in [*model.generator.blocks, model.generator.to_image]:
             nn.init.zeros_(layer.affine.weight)
             nn.init.zeros_(layer.affine.bias)
@@ -441,7 +441,7 @@ def _save_best(out: Path, cfg: FingerprintTrainConfig, model: FingerprintModel, 
     model.eval()
     model.save(out / BEST_DIR, extra={"train_config": json.loads(json.dumps(asdict(cfg))), "epochs_done": epoch,
                                       "kept_epoch": epoch,
-                                      "kept_bit_accuracy": history[-1].get("bit_accuracy", float(epoch)),
+                                      "kept_bit_accuracy": history[-1].get("bit_accuracy"),
                                       "kept_score": score,
                                       "history": history})
     model.train()
