@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -333,6 +334,23 @@ def test_best_validation_epoch_is_kept(tmp_path) -> None:
                               tmp_path / "i", images=images, progress=False)
     for a, b in zip(kept.state_dict().values(), again.model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_immunised_runs_keep_the_epoch_that_reads_perturbed_images_best(tmp_path) -> None:
+    images = torch.rand(16, 1, 32, 32) * 2 - 1
+    cfg = _tiny_cfg(epochs=2, lr_fingerprint=0.05, perturb={"name": "noise", "std": 0.3})
+    res = train_fingerprint(cfg, tmp_path / "r", images=images, progress=False)
+    scores = [h["bit_accuracy_perturbed"] for h in res.history]
+    path = tmp_path / "r" / "best" / "config.json"
+    meta = json.loads(path.read_text())
+    assert meta["extra"]["kept_score"] == max(scores)
+    assert meta["extra"]["kept_epoch"] == max(range(2), key=lambda i: (scores[i], i)) + 1
+    # a best kept before scores were perturbed ones (clean accuracy 1.0, no kept_score) does not block the rest
+    meta["extra"].pop("kept_score")
+    meta["extra"]["kept_bit_accuracy"] = 1.0
+    path.write_text(json.dumps(meta))
+    train_fingerprint(replace(cfg, epochs=3), tmp_path / "r", images=images, progress=False)
+    assert json.loads(path.read_text())["extra"]["kept_epoch"] == 3
 
 
 def test_model_load_rejects_corruption(tmp_path) -> None:

@@ -318,7 +318,7 @@ def _train(cfg: FingerprintTrainConfig, out: Path, images: torch.Tensor | None, 
     # GAN training oscillates (measured: bit accuracy 0.971 → 0.913 from epoch 19 to 20), so the epoch with the
     # best bit accuracy on the validation codes (seed + 555, never the test codes of `reproduce yu2022`) is kept
     # in OUT/best (model) and OUT/best.safetensors (checkpoint, for --init-from)
-    best_acc = -1.0 if not (out / BEST_DIR).is_dir() else _best_so_far(out)
+    best_acc = -1.0 if not (out / BEST_DIR).is_dir() else _best_so_far(out, cfg)
     steps_per_epoch = cfg.steps_per_epoch or n // cfg.batch_size
     end_epoch = start_epoch if stopped else cfg.epochs
     t0 = time.perf_counter() - elapsed
@@ -426,8 +426,10 @@ def _train(cfg: FingerprintTrainConfig, out: Path, images: torch.Tensor | None, 
     return FingerprintTrainResult(model, out, end_epoch, seconds, history)
 
 
-def _best_so_far(out: Path) -> float:
+def _best_so_far(out: Path, cfg: FingerprintTrainConfig) -> float:
     meta = json.loads((out / BEST_DIR / "config.json").read_text()).get("extra") or {}
+    if "kept_score" not in meta and cfg.perturb:  # kept by clean accuracy before scores were perturbed ones
+        return -1.0
     return float(meta.get("kept_score", meta.get("kept_bit_accuracy", -1.0)))
 
 
