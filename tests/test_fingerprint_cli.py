@@ -138,7 +138,10 @@ def test_ship_verifies_and_serves_as_default(tmp_path, model_dir, monkeypatch) -
     r = _run("ship", "--run", str(model_dir), "--variant", "fp64", "--examples", "5")
     assert r.exit_code == 0, r.output
     man = json.loads((dest / "manifest.json").read_text())
-    assert man["variants"]["fp64"]["bits"] == 8 and man["index"]["users"] == 5
+    assert man["variants"]["fp64"]["bits"] == 8 and man["index"]["users"] == 5 and man["variants"]["fp64"]["decoder"]
+    tiny_decoding_model().save(tmp_path / "same", extra={"train_config": {"fingerprint": False}})
+    assert _run("ship", "--run", str(tmp_path / "same"), "--variant", "baseline").exit_code == 0
+    assert json.loads((dest / "manifest.json").read_text())["variants"]["baseline"]["decoder"] is False
     assert _run("ship", "--run", str(model_dir)).exit_code == 1  # exists: needs --force
     r = _run("issue", "--user", "carol", "--out", str(tmp_path / "carol"))  # shipped model + shipped index
     assert r.exit_code == 0, r.output

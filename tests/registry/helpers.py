@@ -64,7 +64,9 @@ def build_fake_repo(root: Path, *, kim: bool = True, yu2022: bool = True) -> dic
         idx.add_many(["example-000", "example-001", "example-002"], [[0, 1] * 8, [1, 0] * 8, [1] * 8 + [0] * 8])
         idx.save(y / "index")
         (y / "manifest.json").write_text(json.dumps(
-            {"variants": {"fp16": {"bits": 16, "file_sha256": fp, "rebuild": "genattr fingerprint train --bits 16"}},
+            {"variants": {"fp16": {"bits": 16, "file_sha256": fp, "rebuild": "genattr fingerprint train --bits 16"},
+                          "baseline": {"bits": 16, "decoder": False, "file_sha256": fake_weights(
+                              y / "baseline", content=b"same recipe, no fingerprint")}},
              "index": {"bits": 16, "users": 3, "manifest_sha256": _sha(y / "index" / "manifest.json")}}))
     return zoo
 

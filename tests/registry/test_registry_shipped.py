@@ -16,7 +16,7 @@ from tests.registry.helpers import build_fake_repo, row_counts
 def test_imports_everything_shipped(reg: Registry, fake_repo: Path) -> None:
     counts = reg.import_shipped(fake_repo)
     assert counts == {"zoo": 2, "keyed-user": 1, "kim-keys": 1, "yu2022-decoder": 1, "yu2022-index": 1,
-                      "yu2022-codes": 3, "classifier": 1, "flipad-detector": 1, "unchanged": 0, "skipped": 0}
+                      "yu2022-codes": 3, "classifier": 1, "flipad-detector": 1, "unchanged": 0, "skipped": 1}
     man = json.loads((fake_repo / "zoo" / "manifest.json").read_text())
     for name, entry in man["models"].items():
         m = reg.get_model(name)
@@ -45,7 +45,9 @@ def test_reimport_is_idempotent_and_picks_up_new_codes(reg: Registry, fake_repo:
     reg.import_shipped(fake_repo)
     before = row_counts(reg)
     again = reg.import_shipped(fake_repo)
-    assert again["unchanged"] == 8 and sum(v for k, v in again.items() if k != "unchanged") == 0
+    # the same-recipe baseline variant is skipped every time: its decoder reads nothing
+    assert again["unchanged"] == 8 and again["skipped"] == 1
+    assert sum(v for k, v in again.items() if k not in ("unchanged", "skipped")) == 0
     assert row_counts(reg) == before
     from genattr.watermark.fingerprint_index import register
 
@@ -117,7 +119,7 @@ def test_changed_model_is_reported_not_overwritten(reg: Registry, fake_repo: Pat
 
 def test_unlisted_folders_are_skipped_and_nothing_is_an_error(reg: Registry, fake_repo: Path, tmp_path) -> None:
     (fake_repo / "models" / "flipad" / "someone-elses").mkdir()
-    assert reg.import_shipped(fake_repo)["skipped"] == 1
+    assert reg.import_shipped(fake_repo)["skipped"] == 2  # the folder and the yu2022 baseline (no decoder)
     with pytest.raises(DataError, match="nothing shipped"):
         reg.import_shipped(tmp_path / "empty")
 

@@ -271,7 +271,8 @@ def import_shipped(
     console.print(t)
     console.print(f"{counts['unchanged']} already registered and unchanged", highlight=False)
     if counts["skipped"]:
-        warn(f"{counts['skipped']} folder(s) under models/ are listed in no manifest and were skipped")
+        warn(f"{counts['skipped']} folder(s) under models/ were skipped: listed in no manifest, or not an attribution "
+             "component (the Yu 2022 same-recipe baseline has no decoder)")
 
 
 @token_app.command("create")

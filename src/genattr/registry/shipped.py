@@ -208,6 +208,9 @@ def _yu2022(s: Session, base: Path, n: Counter[str]) -> None:
     for variant in sorted(variants):
         e = variants[variant]
         digest = _verify(base / variant / "model.safetensors", e.get("file_sha256"), man_path)
+        if e.get("decoder") is False:  # the unfingerprinted FD baseline: its F reads nothing
+            n["skipped"] += 1
+            continue
         bits = e.get("bits")
         _ensure_component(s, n, kind="yu2022-decoder", name=f"yu2022-{variant}", path=base / variant, sha256=digest,
                           models=[], meta={"source": "yu2022", "variant": variant, "rebuild": e.get("rebuild"),

@@ -72,12 +72,14 @@ def ship(model_dir: str | Path, dest: str | Path, *, variant: str = "fp64", n_ex
     meta = json.loads((target / "config.json").read_text())
     history = (meta.get("extra") or {}).get("history") or [{}]
     man = read_manifest(dest)
+    tc = (meta.get("extra") or {}).get("train_config") or {}
     man["variants"][variant] = {
+        # a --no-fingerprint model (the FD baseline) has no working decoder: registries must not run it
+        "decoder": tc.get("fingerprint", True) is not False,
         "bits": model.code_bits, "config": model.config, "file_sha256": _sha256(target / "model.safetensors"),
         "last_epoch": {k: history[-1].get(k) for k in ("epoch", "bit_accuracy", "word_accuracy", "fd")},
         "kept_epoch": (meta.get("extra") or {}).get("kept_epoch", history[-1].get("epoch")),
-        "rebuild": rebuild or rebuild_command((meta.get("extra") or {}).get("train_config") or {}, variant,
-                                             model.code_bits),
+        "rebuild": rebuild or rebuild_command(tc, variant, model.code_bits),
     }
     idx_dir = dest / "index"
     with locked(idx_dir):
