@@ -35,6 +35,7 @@ def test_imports_everything_shipped(reg: Registry, fake_repo: Path) -> None:
     assert keys.models == ("kim2021-orthogonal-alice", "bob")  # bob has a key but no model: his user name
     assert keys.meta["angle_deg"] == 90.0
     assert comps["yu2022-fp16"].meta["code_bits"] == 16
+    assert comps["yu2022-index"].meta["decoder"] == "yu2022-fp16"  # the only decoder (the baseline has none)
     codes = {c.user: c.code for c in reg.list_codes("yu2022-index")}
     assert codes == {"example-000": bytes([0b01010101] * 2), "example-001": bytes([0b10101010] * 2),
                      "example-002": bytes([0xFF, 0x00])}

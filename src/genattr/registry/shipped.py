@@ -205,21 +205,29 @@ def _yu2022(s: Session, base: Path, n: Counter[str]) -> None:
     if not isinstance(variants, dict):
         raise DataError(f"{man_path}: no 'variants' mapping")
     _skip_unlisted(base, set(variants) | ({"index"} if "index" in man else set()), n)
+    readers = []
     for variant in sorted(variants):
         e = variants[variant]
         digest = _verify(base / variant / "model.safetensors", e.get("file_sha256"), man_path)
         if e.get("decoder") is False:  # the unfingerprinted FD baseline: its F reads nothing
             n["skipped"] += 1
             continue
+        readers.append(variant)
         bits = e.get("bits")
         _ensure_component(s, n, kind="yu2022-decoder", name=f"yu2022-{variant}", path=base / variant, sha256=digest,
                           models=[], meta={"source": "yu2022", "variant": variant, "rebuild": e.get("rebuild"),
                                            **({"code_bits": int(bits)} if isinstance(bits, int) else {})})
     if isinstance(man.get("index"), dict):
-        _yu2022_index(s, base / "index", man["index"], man_path, n)
+        # the decoder that reads the index's codes: the index's own "variant", else the default fp64, else the
+        # only one — never "the first registered", which depends on names and import order
+        want = man["index"].get("variant") or ("fp64" if "fp64" in readers else
+                                                readers[0] if len(readers) == 1 else None)
+        _yu2022_index(s, base / "index", man["index"], man_path, n,
+                      decoder=f"yu2022-{want}" if want in readers else None)
 
 
-def _yu2022_index(s: Session, d: Path, entry: dict[str, Any], man_path: Path, n: Counter[str]) -> None:
+def _yu2022_index(s: Session, d: Path, entry: dict[str, Any], man_path: Path, n: Counter[str], *,
+                  decoder: str | None = None) -> None:
     idx_man_path = d / "manifest.json"
     digest = _verify(idx_man_path, entry.get("manifest_sha256"), man_path) if "manifest_sha256" in entry \
         else sha256_file(idx_man_path)
@@ -235,7 +243,8 @@ def _yu2022_index(s: Session, d: Path, entry: dict[str, Any], man_path: Path, n:
     idx = comps.find_component(s, name)
     if idx is None:
         idx = comps.add_component(s, kind="yu2022-index", name=name, path=str(d.resolve()), sha256=digest,
-                                  meta={"source": "yu2022", "code_bits": bits})
+                                  meta={"source": "yu2022", "code_bits": bits,
+                                        **({"decoder": decoder} if decoder else {})})
         n["yu2022-index"] += 1
     elif not isinstance(idx, Yu2022Index) or idx.code_bits != bits:
         raise ConfigError(f"{name} is registered with another kind or code length; remove it first")
