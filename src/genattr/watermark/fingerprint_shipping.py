@@ -116,7 +116,10 @@ def rebuild_command(tc: dict[str, Any], variant: str, bits: int) -> str:
         cmd += ["--perturb", json.dumps(tc["perturb"], separators=(",", ":"))]
     if tc.get("code_pool"):
         cmd += ["--code-pool", str(tc["code_pool"])]
-    if tc.get("lambdas") and [float(v) for v in tc["lambdas"]] != [1.0, 1.0, 2.0, 2.0]:
+    from genattr.watermark.fingerprint_training import FingerprintTrainConfig
+
+    default = FingerprintTrainConfig()  # flags are written only where the run left a default
+    if tc.get("lambdas") and [float(v) for v in tc["lambdas"]] != list(default.lambdas):
         cmd += ["--lambdas", ",".join(f"{float(v):g}" for v in tc["lambdas"])]
     if tc.get("ema_decay"):
         cmd += ["--ema", f"{tc['ema_decay']:g}"]
@@ -124,7 +127,8 @@ def rebuild_command(tc: dict[str, Any], variant: str, bits: int) -> str:
         cmd += ["--decoder-only"]
     if tc.get("fingerprint") is False:
         cmd += ["--no-fingerprint"]
-    if tc.get("decoder_warmup_steps", 2000) != 2000 and tc.get("fingerprint", True):
+    if tc.get("decoder_warmup_steps", default.decoder_warmup_steps) != default.decoder_warmup_steps \
+            and tc.get("fingerprint", True):
         cmd += ["--decoder-warmup", str(tc["decoder_warmup_steps"])]
     cmd += ["--out", run]
     return f"{shlex.join(cmd)} && genattr fingerprint ship --run {run} --variant {variant} --force"
